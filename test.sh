@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Runs every test of vault_mlock.lxd on this machine, doing its own setup first:
+#   sudo ./test.sh                 setup, unit, sanity, lint, molecule (every scenario)
+#   sudo ./test.sh unit lint       only the stages named
+#   sudo ./test.sh molecule:smoke  one Molecule scenario (molecule:NAME, repeatable)
+# Setup installs Debian packages and LXD when missing, starts a daemon when none answers,
+# builds the lab images once (cached by recipe) and a cached virtual environment.
+# Each stage prints its duration; logs of every stage are kept in .cache/logs/.
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")" && pwd)
+cd "$repo"
+logs="$repo/.cache/logs"
+mkdir -p "$logs"
+
+all_scenarios() {
+    local dir
+    for dir in molecule/*/molecule.yml; do basename "$(dirname "$dir")"; done
+}
+
+stages=()
+for arg in "$@"; do stages+=("$arg"); done
+if [ ${#stages[@]} -eq 0 ]; then
+    stages=(unit sanity lint)
+    for scenario in $(all_scenarios); do stages+=("molecule:$scenario"); done
+fi
+
+passed=0
+failed=0
+summary=()
+
+# run_stage NAME COMMAND...: runs it with its output in a log, prints the duration.
+run_stage() {
+    local name=$1 start rc
+    shift
+    start=$(date +%s%N)
+    printf '==> %-28s ' "$name"
+    "$@" >"$logs/${name//[:\/]/_}.log" 2>&1
+    rc=$?
+    local took
+    took=$(( ($(date +%s%N) - start) / 100000000 ))
+    took="$((took / 10)).$((took % 10))"
+    if [ $rc -eq 0 ]; then
+        passed=$((passed + 1))
+        printf 'ok      %7ss  %s\n' "$took" "$(stage_note "$name")"
+        summary+=("$(printf '%-28s ok      %7ss' "$name" "$took")")
+    else
+        failed=$((failed + 1))
+        printf 'FAILED  %7ss\n' "$took"
+        summary+=("$(printf '%-28s FAILED  %7ss' "$name" "$took")")
+        echo "---- last lines of $logs/${name//[:\/]/_}.log"
+        tail -n 60 "$logs/${name//[:\/]/_}.log" | sed 's/^/    /'
+        echo "----"
+    fi
+    return $rc
+}
+
+# The line of a stage's log worth showing beside its duration.
+stage_note() {
+    local log="$logs/${1//[:\/]/_}.log"
+    case "$1" in
+        unit|molecule:*) grep -E '[0-9]+ passed' "$log" | tail -n 1 | sed 's/=//g; s/^ *//' ;;
+        setup) grep -E '^LXD:' "$log" | tail -n 1 ;;
+        *) true ;;
+    esac
+}
+
+setup() {
+    "$repo/tests/lab/lab.sh" up || return 1
+    "$repo/tests/lab/venv.sh" >"$repo/.cache/venv-path" || return 1
+}
+
+# Ansible finds the collection through .cache/collections/ansible_collections/vault_mlock/lxd.
+collection_env() {
+    local tree="$repo/.cache/collections/ansible_collections/vault_mlock"
+    mkdir -p "$tree"
+    ln -sfn "$repo" "$tree/lxd"
+    export ANSIBLE_COLLECTIONS_PATH="$repo/.cache/collections"
+    export PATH="$venv/bin:$PATH"
+}
+
+unit() { "$venv/bin/pytest" -q -p no:cacheprovider tests/unit; }
+
+# ansible-test wants the collection at a real ansible_collections/NS/NAME path: copy the files git knows.
+sanity() {
+    local tree="$repo/.cache/sanity/ansible_collections/vault_mlock/lxd"
+    rm -rf "$tree"
+    mkdir -p "$tree"
+    git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tree"
+    (cd "$tree" && ansible-test sanity --venv --requirements --python 3.11 --color no)
+}
+
+lint() { ansible-lint --profile production --offline; }
+
+molecule_scenario() { molecule test -s "$1"; }
+
+echo "vault_mlock.lxd tests, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), on $(uname -n)"
+start_all=$(date +%s)
+if run_stage setup setup; then
+    venv=$(cat "$repo/.cache/venv-path")
+    collection_env
+    for stage in "${stages[@]}"; do
+        case "$stage" in
+            setup) ;;
+            unit|sanity|lint) run_stage "$stage" "$stage" ;;
+            molecule:*) run_stage "$stage" molecule_scenario "${stage#molecule:}" ;;
+            *) echo "unknown stage '$stage'; known: unit sanity lint molecule:NAME ($(all_scenarios | tr '\n' ' '))"
+               failed=$((failed + 1)) ;;
+        esac
+    done
+fi
+
+echo
+echo "stage                        result  duration"
+printf '%s\n' "${summary[@]}"
+echo "total: $(( $(date +%s) - start_all ))s"
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
