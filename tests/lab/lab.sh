@@ -164,9 +164,9 @@ ensure_image() {
     local hash dir
     hash=$(recipe_hash "$alias")
     dir="$VML_CACHE/images/${alias//\//_}-$hash"
-    if [ "$(image_recipe_in_lxd "$alias")" = "$hash" ]; then
+    if [ "$(image_recipe_in_lxd "$alias")" = "$hash" ] && [ -f "$dir/rootfs.tar.gz" ]; then
         log "image $alias is current (recipe $hash)"
-        echo "$dir"
+        ln -sfn "$dir" "$VML_CACHE/images/${alias//\//_}"
         return
     fi
     if [ ! -f "$dir/rootfs.tar.gz" ]; then
@@ -184,7 +184,8 @@ ensure_image() {
     log "importing image $alias"
     lxc image alias delete "$alias" >/dev/null 2>&1 || true
     lxc image import "$dir/meta.tar.gz" "$dir/rootfs.tar.gz" --alias "$alias" >/dev/null
-    echo "$dir"
+    # Nested LXD hosts import the same tarballs; tests find them under a fixed name.
+    ln -sfn "$dir" "$VML_CACHE/images/${alias//\//_}"
 }
 
 ensure_images() {
@@ -200,9 +201,9 @@ ensure_images() {
         build_rootfs "$guest_rootfs.tmp"
         mv "$guest_rootfs.tmp" "$guest_rootfs"
     fi
-    ensure_image "$GUEST_ALIAS" true "Debian $VML_SUITE with systemd (vault_mlock.lxd guest)" "$guest_rootfs" >/dev/null
-    ensure_image "$HOST_ALIAS" build_host_rootfs "Debian $VML_SUITE with LXD inside (vault_mlock.lxd nested host)" "$guest_rootfs" >/dev/null
-    ensure_image "$TINY_ALIAS" build_tiny_rootfs "busybox guest (vault_mlock.lxd benchmarks)" >/dev/null
+    ensure_image "$GUEST_ALIAS" true "Debian $VML_SUITE with systemd (vault_mlock.lxd guest)" "$guest_rootfs"
+    ensure_image "$HOST_ALIAS" build_host_rootfs "Debian $VML_SUITE with LXD inside (vault_mlock.lxd nested host)" "$guest_rootfs"
+    ensure_image "$TINY_ALIAS" build_tiny_rootfs "busybox guest (vault_mlock.lxd benchmarks)"
 }
 
 status() {
