@@ -81,13 +81,29 @@ collection_env() {
 
 unit() { "$venv/bin/pytest" -q -p no:cacheprovider tests/unit; }
 
-# ansible-test wants the collection at a real ansible_collections/NS/NAME path: copy the files git knows.
+# ansible-test wants the collection at a real ansible_collections/NS/NAME path, outside this
+# git work tree (where git would call the copy ignored): copy the files git knows there.
 sanity() {
-    local tree="$repo/.cache/sanity/ansible_collections/vault_mlock/lxd"
+    local tree="${TMPDIR:-/tmp}/vault-mlock-sanity/ansible_collections/vault_mlock/lxd"
     rm -rf "$tree"
     mkdir -p "$tree"
     git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tree"
+    install_pip_bootstrap
     (cd "$tree" && ansible-test sanity --venv --requirements --python 3.11 --color no)
+}
+
+# ansible-test bootstraps pip in its venvs with a script from a host this machine may not
+# reach; give it the project's own stand-in under the name it looks for.
+install_pip_bootstrap() {
+    local version
+    version=$(python3 - "$venv" <<'PY'
+import glob, re, sys
+source = open(glob.glob(sys.argv[1] + "/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py")[0]).read()
+print(re.search(r"pip='([0-9.]+)'", source).group(1))
+PY
+)
+    mkdir -p ~/.ansible/test/cache
+    cp "$repo/tests/lab/get_pip_offline.py" ~/.ansible/test/cache/"get_pip_${version//./_}.py"
 }
 
 lint() { ansible-lint --profile production --offline; }
