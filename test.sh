@@ -9,7 +9,7 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")" && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 logs="$repo/.cache/logs"
 mkdir -p "$logs"
 
@@ -48,11 +48,18 @@ run_stage() {
         failed=$((failed + 1))
         printf 'FAILED  %7ss\n' "$took"
         summary+=("$(printf '%-28s FAILED  %7ss' "$name" "$took")")
-        echo "---- last lines of $logs/${name//[:\/]/_}.log"
-        tail -n 60 "$logs/${name//[:\/]/_}.log" | sed 's/^/    /'
-        echo "----"
+        show_failure "$logs/${name//[:\/]/_}.log"
     fi
     return $rc
+}
+
+# Where a stage failed: the lines that say so (with a little context), then the log's end.
+show_failure() {
+    echo "---- what failed, from $1"
+    grep -n -E -A8 'fatal:|FAILED|^E   |ERROR:|error:|Traceback' "$1" | head -n 80 | sed 's/^/    /'
+    echo "---- last lines"
+    tail -n 15 "$1" | sed 's/^/    /'
+    echo "----"
 }
 
 # The line of a stage's log worth showing beside its duration.
@@ -76,7 +83,11 @@ collection_env() {
     mkdir -p "$tree"
     ln -sfn "$repo" "$tree/lxd"
     export ANSIBLE_COLLECTIONS_PATH="$repo/.cache/collections"
+    # A copy installed by an earlier Molecule prerun would shadow this checkout.
+    rm -rf ~/.ansible/collections/ansible_collections/vault_mlock/lxd
     export PATH="$venv/bin:$PATH"
+    # Plain logs: no colour codes from Ansible, Molecule or pytest.
+    export ANSIBLE_NOCOLOR=1 NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 }
 
 unit() { "$venv/bin/pytest" -q -p no:cacheprovider tests/unit; }

@@ -41,6 +41,7 @@ ensure_packages() {
     command -v getcap >/dev/null || missing+=(libcap2-bin)
     command -v gcc >/dev/null || missing+=(gcc libc6-dev)
     [ -x /bin/busybox ] || missing+=(busybox-static)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)  # ansible-test sanity lints the scripts
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         apt-get update -qq
@@ -57,6 +58,7 @@ start_daemon() {
         systemctl start lxd.service
     else
         log "starting lxd in a private cgroup2 mount namespace"
+        # shellcheck disable=SC2016  # $0 expands in the inner shell, to the log file
         local script='umount -l /sys/fs/cgroup 2>/dev/null || true
             mount -t cgroup2 none /sys/fs/cgroup
             exec lxd --group root --logfile "$0"'

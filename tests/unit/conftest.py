@@ -31,14 +31,22 @@ _make_collection_importable()
 def run_module(capfd):
     """Run a module's main() with the given arguments; return its JSON result.
 
-    Uses ansible-core's own patch_module_args, so nothing private is touched.
+    Arguments go in through ansible-core's own patch_module_args. module.warn() collects
+    into a process-wide store that ansible-core never empties, so each run starts and ends
+    with it as it was: one module's warnings never show up in another's result.
     """
+    from ansible.module_utils.common import warnings as ansible_warnings
     from ansible.module_utils.testing import patch_module_args
 
     def run(module, args: dict) -> dict:
-        with patch_module_args(args):
-            with pytest.raises(SystemExit):
-                module.main()
+        saved = dict(ansible_warnings._global_warnings)
+        try:
+            with patch_module_args(args):
+                with pytest.raises(SystemExit):
+                    module.main()
+        finally:
+            ansible_warnings._global_warnings.clear()
+            ansible_warnings._global_warnings.update(saved)
         out, _err = capfd.readouterr()
         return json.loads(out)
 

@@ -1,0 +1,362 @@
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+import pytest
+
+from ansible_collections.vault_mlock.lxd.plugins.module_utils import _systemd
+from ansible_collections.vault_mlock.lxd.plugins.modules import memlock_dropin
+
+OURS = "/etc/systemd/system/lxd.service.d/00-memlock.conf"
+UNIT_FILE = "/lib/systemd/system/lxd.service"
+PID = 4242
+
+GOLDEN_256M = """\
+# Managed by vault_mlock.lxd.memlock_dropin; local changes will be overwritten.
+# LimitMEMLOCK caps the memory each process of lxd.service may lock in RAM (RLIMIT_MEMLOCK).
+# 256M is 268435456 bytes; systemd's K, M, G are powers of 1024.
+# In an LXD guest started by this daemon, `ulimit -l` prints 262144 (KiB).
+[Service]
+LimitMEMLOCK=256M
+"""
+
+LIMITS_64K = """\
+Limit                     Soft Limit           Hard Limit           Units
+Max cpu time              unlimited            unlimited            seconds
+Max locked memory         65536                65536                bytes
+Max address space         unlimited            unlimited            bytes
+"""
+
+LIMITS_256M = LIMITS_64K.replace("65536                65536", "268435456            268435456")
+
+
+def put(root, path, text):
+    full = os.path.join(str(root), path.lstrip("/"))
+    os.makedirs(os.path.dirname(full), exist_ok=True)
+    with open(full, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    return full
+
+
+def read(root, path):
+    with open(os.path.join(str(root), path.lstrip("/")), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def warnings(result):
+    """Warning texts: plain strings, or ansible-core 2.19's WarningSummary objects."""
+    texts = []
+    for warning in result.get("warnings", []):
+        texts.append(warning["event"]["msg"] if isinstance(warning, dict) else warning)
+    return texts
+
+
+def snapshot(root):
+    result = {}
+    for directory, dirs, files in os.walk(str(root)):
+        for name in dirs + files:
+            full = os.path.join(directory, name)
+            info = os.lstat(full)
+            digest = "dir"
+            if stat.S_ISREG(info.st_mode):
+                with open(full, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+            result[os.path.relpath(full, str(root))] = (stat.S_IMODE(info.st_mode), digest)
+    return result
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    """A file system tree with Debian's lxd.service, used by main() as its root."""
+    root = tmp_path / "root"
+    put(root, UNIT_FILE, "[Unit]\nDescription=LXD\n[Service]\nExecStart=/usr/bin/lxd\n")
+    monkeypatch.setattr(_systemd, "SYSTEM_ROOT", str(root))
+    return root
+
+
+@pytest.fixture
+def systemctl(tmp_path, monkeypatch):
+    """A systemctl on PATH that logs its arguments, reports MainPID 4242 and reloads fine."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "systemctl.log"
+    script = bindir / "systemctl"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'case "$1" in\n'
+        f"  show) echo {PID} ;;\n"
+        "esac\n"
+        "exit 0\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
+    log.write_text("")
+    return log
+
+
+@pytest.fixture
+def running(host, systemctl):
+    """systemd runs, and lxd.service's main process 4242 has a 64K limit."""
+    (host / "run" / "systemd" / "system").mkdir(parents=True)
+    put(host, f"/proc/{PID}/limits", LIMITS_64K)
+    return systemctl
+
+
+# --- bad input fails before anything is touched --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (dict(limit="256MB"), "limit: '256MB' is not a size"),
+        (dict(limit="2M:1M"), "limit: soft limit 2M is above hard limit 1M"),
+        (dict(limit=""), "limit: the value is empty"),
+        (dict(state="absent", limit="lots"), "limit: 'lots' is not a size"),
+        (dict(limit="1M", name="../00-memlock.conf"), "name: '../00-memlock.conf' must not contain '/'"),
+        (dict(limit="1M", name="memlock"), "name: 'memlock' does not end in '.conf'"),
+        (dict(limit="1M", name=".memlock.conf"), "name: '.memlock.conf' starts with '.'"),
+        (dict(limit="1M", unit="lxd.socket"), "unit: 'lxd.socket' is a .socket unit"),
+        (dict(limit="1M", unit="../lxd"), "unit: '../lxd' contains '/'"),
+        (dict(limit="1M", unit="lxd daemon"), "unit: 'lxd daemon' is not a valid unit name"),
+    ],
+)
+def test_bad_input_fails_and_writes_nothing(run_module, host, systemctl, args, message):
+    before = snapshot(host)
+    result = run_module(memlock_dropin, args)
+    assert result["failed"] is True
+    assert result["msg"].startswith(message)
+    assert snapshot(host) == before
+    assert systemctl.read_text() == ""
+
+
+def test_limit_is_required_for_present(run_module, host):
+    result = run_module(memlock_dropin, {})
+    assert result["failed"] is True
+    assert "limit" in result["msg"]
+    assert not os.path.exists(os.path.join(str(host), OURS.lstrip("/")))
+
+
+def test_state_choices(run_module, host):
+    result = run_module(memlock_dropin, dict(limit="1M", state="latest"))
+    assert result["failed"] is True
+    assert "state" in result["msg"]
+
+
+def test_auto_finds_no_daemon(run_module, host):
+    os.unlink(os.path.join(str(host), UNIT_FILE.lstrip("/")))
+    before = snapshot(host)
+    result = run_module(memlock_dropin, dict(limit="1M"))
+    assert result["failed"] is True
+    assert result["msg"].startswith("unit=auto: found none of lxd.service, snap.lxd.daemon.service, incus.service")
+    assert snapshot(host) == before
+
+
+def test_auto_finds_several_daemons(run_module, host):
+    put(host, "/etc/systemd/system/snap.lxd.daemon.service", "[Service]\nExecStart=/snap/bin/lxd\n")
+    before = snapshot(host)
+    result = run_module(memlock_dropin, dict(limit="1M"))
+    assert result["failed"] is True
+    assert "found several LXD daemon units" in result["msg"]
+    assert "snap.lxd.daemon.service (/etc/systemd/system/snap.lxd.daemon.service)" in result["msg"]
+    assert snapshot(host) == before
+
+
+# --- without a running systemd (check mode on a container, this test machine) --------------------
+
+
+def test_present_writes_the_dropin(run_module, host, systemctl):
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert result["changed"] is True
+    assert read(host, OURS) == GOLDEN_256M
+    full = os.path.join(str(host), OURS.lstrip("/"))
+    assert stat.S_IMODE(os.stat(full).st_mode) == 0o644
+    assert {key: result[key] for key in (
+        "path", "unit", "unit_file", "limit", "limit_bytes", "ulimit_kib", "effective_limit",
+        "effective_limit_bytes", "limit_source", "overridden_by", "main_pid", "running_limit_bytes",
+        "restart_required", "daemon_reloaded",
+    )} == {
+        "path": OURS,
+        "unit": "lxd.service",
+        "unit_file": UNIT_FILE,
+        "limit": "256M",
+        "limit_bytes": {"soft": 268435456, "hard": 268435456},
+        "ulimit_kib": {"soft": 262144, "hard": 262144},
+        "effective_limit": "256M",
+        "effective_limit_bytes": {"soft": 268435456, "hard": 268435456},
+        "limit_source": OURS,
+        "overridden_by": None,
+        "main_pid": None,
+        "running_limit_bytes": None,
+        "restart_required": False,
+        "daemon_reloaded": False,
+    }
+    assert result["limit_settings"] == [{"path": OURS, "value": "256M", "valid": True}]
+    assert warnings(result) == []
+    assert systemctl.read_text() == ""  # systemd does not run: nothing to ask, nothing to reload
+
+
+def test_second_run_is_unchanged(run_module, host):
+    run_module(memlock_dropin, dict(limit="256M"))
+    result = run_module(memlock_dropin, dict(limit="268435456"))
+    assert result["changed"] is False
+    assert result["limit"] == "256M"
+
+
+@pytest.mark.parametrize("limit, written, ulimit", [
+    ("unlimited", "infinity", {"soft": None, "hard": None}),
+    ("64M:1G", "64M:1G", {"soft": 65536, "hard": 1048576}),
+    ("256K", "256K", {"soft": 256, "hard": 256}),
+])
+def test_limit_is_normalised(run_module, host, limit, written, ulimit):
+    result = run_module(memlock_dropin, dict(limit=limit))
+    assert result["limit"] == written
+    assert result["ulimit_kib"] == ulimit
+    assert read(host, OURS).endswith(f"\n[Service]\nLimitMEMLOCK={written}\n")
+
+
+def test_check_mode_reports_without_writing(run_module, host):
+    before = snapshot(host)
+    result = run_module(memlock_dropin, dict(limit="256M", _ansible_check_mode=True, _ansible_diff=True))
+    assert result["changed"] is True
+    assert result["effective_limit"] == "256M"
+    assert result["diff"] == {
+        "before": "",
+        "after": GOLDEN_256M,
+        "before_header": "(absent)",
+        "after_header": OURS,
+    }
+    assert snapshot(host) == before
+
+
+def test_diff_shows_replaced_content(run_module, host):
+    put(host, OURS, "[Service]\nLimitMEMLOCK=64K\n")
+    result = run_module(memlock_dropin, dict(limit="256M", _ansible_diff=True))
+    assert result["changed"] is True
+    assert result["diff"]["before"] == "[Service]\nLimitMEMLOCK=64K\n"
+    assert result["diff"]["after"] == GOLDEN_256M
+    assert read(host, OURS) == GOLDEN_256M
+
+
+def test_no_diff_without_diff_mode(run_module, host):
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert "diff" not in result
+
+
+def test_explicit_unit_without_suffix(run_module, tmp_path, monkeypatch):
+    root = tmp_path / "guest"
+    put(root, "/usr/lib/systemd/system/vault.service", "[Service]\nExecStart=/usr/bin/vault server\n")
+    monkeypatch.setattr(_systemd, "SYSTEM_ROOT", str(root))
+    result = run_module(memlock_dropin, dict(unit="vault", limit="infinity"))
+    assert result["unit"] == "vault.service"
+    assert result["path"] == "/etc/systemd/system/vault.service.d/00-memlock.conf"
+    assert "In a process started by vault.service, `ulimit -l` prints unlimited." in read(root, result["path"])
+
+
+def test_explicit_unit_not_installed_warns(run_module, host):
+    result = run_module(memlock_dropin, dict(unit="vault.service", limit="1G"))
+    assert result["changed"] is True
+    assert result["unit_file"] is None
+    assert any(warning.startswith("no unit file for vault.service") for warning in warnings(result))
+
+
+def test_override_is_reported_and_warned(run_module, host):
+    later = "/etc/systemd/system/lxd.service.d/override.conf"
+    put(host, later, "[Service]\nLimitMEMLOCK=64K\n")
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert result["overridden_by"] == later
+    assert result["effective_limit"] == "64K"
+    assert result["limit_source"] == later
+    assert any(later in warning for warning in warnings(result))
+    assert read(host, later) == "[Service]\nLimitMEMLOCK=64K\n"
+
+
+def test_absent_removes_only_the_file(run_module, host):
+    put(host, OURS, GOLDEN_256M)
+    put(host, "/etc/systemd/system/lxd.service.d/10-other.conf", "[Service]\nLimitNOFILE=1024\n")
+    result = run_module(memlock_dropin, dict(state="absent", _ansible_diff=True))
+    assert result["changed"] is True
+    assert result["limit"] is None and result["limit_bytes"] is None and result["ulimit_kib"] is None
+    assert result["effective_limit"] is None
+    assert result["diff"]["before"] == GOLDEN_256M and result["diff"]["after"] == ""
+    assert os.listdir(os.path.join(str(host), "etc/systemd/system/lxd.service.d")) == ["10-other.conf"]
+    again = run_module(memlock_dropin, dict(state="absent"))
+    assert again["changed"] is False
+
+
+def test_absent_in_check_mode_keeps_the_file(run_module, host):
+    put(host, OURS, GOLDEN_256M)
+    result = run_module(memlock_dropin, dict(state="absent", _ansible_check_mode=True))
+    assert result["changed"] is True
+    assert read(host, OURS) == GOLDEN_256M
+
+
+# --- with systemd running ------------------------------------------------------------------------
+
+
+def test_running_daemon_change_reloads_and_needs_restart(run_module, host, running):
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert result["changed"] is True
+    assert result["daemon_reloaded"] is True
+    assert result["main_pid"] == PID
+    assert result["running_limit_bytes"] == {"soft": 65536, "hard": 65536}
+    assert result["restart_required"] is True
+    assert running.read_text().splitlines() == ["daemon-reload", "show --property=MainPID --value lxd.service"]
+
+
+def test_running_daemon_unchanged_file_does_not_reload(run_module, host, running):
+    run_module(memlock_dropin, dict(limit="256M"))
+    running.write_text("")
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert result["changed"] is False
+    assert result["daemon_reloaded"] is False
+    assert result["restart_required"] is True  # still on 64K until restarted
+    assert running.read_text().splitlines() == ["show --property=MainPID --value lxd.service"]
+
+
+def test_running_daemon_already_on_the_limit(run_module, host, running):
+    put(host, f"/proc/{PID}/limits", LIMITS_256M)
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert result["running_limit_bytes"] == {"soft": 268435456, "hard": 268435456}
+    assert result["restart_required"] is False
+
+
+def test_daemon_reload_false_skips_reload(run_module, host, running):
+    result = run_module(memlock_dropin, dict(limit="256M", daemon_reload=False))
+    assert result["changed"] is True
+    assert result["daemon_reloaded"] is False
+    assert "daemon-reload" not in running.read_text()
+
+
+def test_check_mode_never_reloads(run_module, host, running):
+    result = run_module(memlock_dropin, dict(limit="256M", _ansible_check_mode=True))
+    assert result["changed"] is True
+    assert result["daemon_reloaded"] is False
+    assert result["restart_required"] is True
+    assert "daemon-reload" not in running.read_text()
+
+
+def test_process_gone_gives_no_running_limit(run_module, host, running):
+    os.unlink(os.path.join(str(host), f"proc/{PID}/limits"))
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert result["main_pid"] == PID
+    assert result["running_limit_bytes"] is None
+    assert result["restart_required"] is False
+
+
+def test_failing_daemon_reload_fails_after_writing(run_module, host, running, tmp_path):
+    script = tmp_path / "bin" / "systemctl"
+    script.write_text('#!/bin/sh\necho "Failed to connect to bus" >&2\nexit 1\n')
+    result = run_module(memlock_dropin, dict(limit="256M"))
+    assert result["failed"] is True
+    assert result["changed"] is True
+    assert result["msg"] == (
+        f"{OURS} was written, but daemon_reload: 'systemctl daemon-reload' failed with rc=1: Failed to connect to bus"
+    )
+    assert read(host, OURS) == GOLDEN_256M

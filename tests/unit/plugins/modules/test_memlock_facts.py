@@ -1,0 +1,129 @@
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import in_user_namespace, read_memlock_limit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import covers
+from ansible_collections.vault_mlock.lxd.plugins.modules import memlock_facts
+
+NOBODY = 65534
+
+
+def this_machine_in_user_namespace() -> bool:
+    with open("/proc/1/uid_map") as uid_map:
+        return in_user_namespace(uid_map.read())
+
+
+def unique_name() -> str:
+    return "vt" + uuid.uuid4().hex[:10]  # never a real process; comm keeps 15 characters
+
+
+@pytest.fixture
+def start_process():
+    """Start a copy of sleep under a unique name with a given memlock limit (and user); stop it afterwards."""
+    started = []
+    # pytest's tmp_path is private to root; the process may run as nobody.
+    directory = tempfile.mkdtemp(prefix="memlock-facts-")
+    os.chmod(directory, 0o755)
+
+    def start(memlock_bytes: int, uid: int = 0):
+        name = unique_name()
+        binary = os.path.join(directory, name)
+        shutil.copy(shutil.which("sleep"), binary)
+
+        def limit_and_switch_user():
+            resource.setrlimit(resource.RLIMIT_MEMLOCK, (memlock_bytes, memlock_bytes))
+            if uid:
+                os.setgid(uid)
+                os.setuid(uid)
+
+        process = subprocess.Popen([binary, "60"], preexec_fn=limit_and_switch_user)
+        started.append(process)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            with open(f"/proc/{process.pid}/comm") as comm:
+                if comm.read().strip() == name:
+                    break
+            time.sleep(0.01)
+        return name, process.pid
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+    shutil.rmtree(directory)
+
+
+def test_facts_without_process_or_required_judge_nothing(run_module):
+    name = unique_name()
+    result = run_module(memlock_facts, {"process": [name]})
+    assert result["changed"] is False
+    assert result["verdict"] == "unknown"
+    assert result["processes"] == []
+    assert f"no {name} process runs" in result["message"]
+    assert result["in_user_namespace"] is this_machine_in_user_namespace()
+    pid1 = read_memlock_limit(1)
+    assert (result["pid1"]["memlock"]["soft_bytes"], result["pid1"]["memlock"]["hard_bytes"]) == (pid1.soft, pid1.hard)
+    assert result["pid1"]["host_pid"] is None
+    assert set(result["swap"]) == {"total_bytes", "areas"}
+    assert result["required_bytes"] is None
+    facts = result["ansible_facts"]["vault_mlock_memlock"]
+    assert facts == {key: result[key] for key in facts}
+    assert set(facts) >= {"in_user_namespace", "pid1", "processes", "swap", "verdict", "message"}
+
+
+@pytest.mark.parametrize("required, required_bytes", [("4K", 4096), ("1G", 1 << 30), ("infinity", None)])
+def test_facts_judge_pid1_against_required(run_module, required, required_bytes):
+    result = run_module(memlock_facts, {"process": [unique_name()], "required": required, "_ansible_check_mode": True})
+    expected = "ok" if covers(read_memlock_limit(1).soft, required_bytes) else "too_low"
+    assert result["verdict"] == expected
+    assert result["required_bytes"] == required_bytes
+    assert result["changed"] is False
+
+
+def test_facts_find_a_process_whose_limit_is_too_low(run_module, start_process):
+    name, pid = start_process(4096, uid=NOBODY)  # no capabilities: the 4 KiB limit binds it
+    result = run_module(memlock_facts, {"process": [unique_name(), name]})
+    assert [(p["pid"], p["name"]) for p in result["processes"]] == [(pid, name)]
+    found = result["processes"][0]
+    assert found["memlock"]["soft_ulimit_kib"] == 4
+    assert found["cap_ipc_lock_effective"] is False
+    assert found["vmsize_bytes"] > 4096
+    assert found["binary"].endswith("/" + name)
+    assert result["verdict"] == "too_low"
+    assert f"{name} (PID {pid}) may lock 4 KiB (ulimit -l 4) but needs its whole VmSize" in result["message"]
+
+
+@pytest.mark.skipif(this_machine_in_user_namespace(), reason="CAP_IPC_LOCK counts only in the initial user namespace")
+def test_facts_capability_lifts_the_limit_outside_user_namespaces(run_module, start_process):
+    name, pid = start_process(4096)  # root: CAP_IPC_LOCK effective
+    result = run_module(memlock_facts, {"process": [name]})
+    assert result["processes"][0]["cap_ipc_lock_effective"] is True
+    assert result["verdict"] == "ok"
+    assert result["message"] == (f"this machine: {name} (PID {pid}) holds CAP_IPC_LOCK outside any user namespace, "
+                                 "so its memlock limit does not bind it")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ({"required": "2 gigs"}, "required: '2 gigs' is not a size"),
+        ({"process": [""]}, "process: give at least one process name"),
+    ],
+)
+def test_facts_refuse_bad_options(run_module, args, message):
+    result = run_module(memlock_facts, args)
+    assert result["failed"] is True
+    assert message in result["msg"]
