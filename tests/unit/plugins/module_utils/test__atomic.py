@@ -149,3 +149,31 @@ def test_missing_directory_raises_and_creates_nothing(tmp_path):
     with pytest.raises(FileNotFoundError):
         write_atomic(str(tmp_path / "missing" / "file.conf"), "x")
     assert os.listdir(tmp_path) == []
+
+
+def _write_many(path, letter, times):
+    for _round in range(times):
+        write_atomic(path, letter * 65536)
+
+
+def test_two_writers_at_once_leave_one_whole_file_and_readers_never_see_a_mix(tmp_path):
+    """Two runs at once: every read sees one writer's whole content, never a mix or a gap."""
+    import multiprocessing
+
+    path = str(tmp_path / "00-memlock.conf")
+    write_atomic(path, "a" * 65536)
+    writers = [multiprocessing.Process(target=_write_many, args=(path, letter, 300)) for letter in "ab"]
+    for writer in writers:
+        writer.start()
+    seen = set()
+    while any(writer.is_alive() for writer in writers):
+        with open(path, encoding="ascii") as handle:
+            content = handle.read()
+        assert content in ("a" * 65536, "b" * 65536)
+        seen.add(content[0])
+    for writer in writers:
+        writer.join()
+        assert writer.exitcode == 0
+    assert os.listdir(str(tmp_path)) == ["00-memlock.conf"]
+    with open(path, encoding="ascii") as handle:
+        assert handle.read() in ("a" * 65536, "b" * 65536)
