@@ -154,3 +154,17 @@ def test_probe_refuses_bad_options_before_connecting(run_module, tmp_path, args,
     result = run_module(memlock_probe, dict(args, endpoint=str(tmp_path / "never-asked.socket")))
     assert result["failed"] is True
     assert message in result["msg"]
+
+
+def test_probe_of_a_daemon_that_is_down_says_so(run_module, tmp_path):
+    """A socket file left behind by a daemon that stopped: the connection is refused."""
+    import socket
+
+    path = str(tmp_path / "unix.socket")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(path)
+    dead.close()  # the file stays; nobody listens
+    result = run_module(memlock_probe, {"endpoint": path})
+    assert result["failed"] is True
+    assert result["msg"].startswith("no LXD daemon answered; tried: " + path)
+    assert "Traceback" not in result["msg"] and "exception" not in result
