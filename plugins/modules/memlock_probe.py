@@ -113,13 +113,6 @@ extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
   - vault_mlock.lxd._attributes.actiongroup_memlock
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: N/A
-  platform:
-    platforms: posix
 """
 
 EXAMPLES = r"""
