@@ -5,13 +5,15 @@
 #   sudo ./test.sh molecule:smoke  one Molecule scenario (molecule:NAME, repeatable)
 # Setup installs Debian packages and LXD when missing, starts a daemon when none answers,
 # builds the lab images once (cached by recipe) and a cached virtual environment.
-# Each stage prints its duration; logs of every stage are kept in .cache/logs/.
+# Molecule scenarios run VML_JOBS at a time (default 2); each stage prints its duration.
+# Logs of every stage are kept in .cache/logs/.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")" && pwd)
 cd "$repo" || exit 1
 logs="$repo/.cache/logs"
 mkdir -p "$logs"
+jobs=${VML_JOBS:-2}
 
 all_scenarios() {
     local dir
@@ -25,30 +27,26 @@ if [ ${#stages[@]} -eq 0 ]; then
     for scenario in $(all_scenarios); do stages+=("molecule:$scenario"); done
 fi
 
-passed=0
-failed=0
-summary=()
+log_of() { echo "$logs/${1//[:\/]/_}.log"; }
 
-# run_stage NAME COMMAND...: runs it with its output in a log, prints the duration.
+# run_stage NAME COMMAND...: runs it with its output in a log; prints one line with the
+# duration and records it in NAME's .result file for the summary.
 run_stage() {
-    local name=$1 start rc
+    local name=$1 start rc took log
     shift
+    log=$(log_of "$name")
+    rm -f "${log%.log}.result"
     start=$(date +%s%N)
-    printf '==> %-28s ' "$name"
-    "$@" >"$logs/${name//[:\/]/_}.log" 2>&1
+    "$@" >"$log" 2>&1
     rc=$?
-    local took
     took=$(( ($(date +%s%N) - start) / 100000000 ))
     took="$((took / 10)).$((took % 10))"
     if [ $rc -eq 0 ]; then
-        passed=$((passed + 1))
-        printf 'ok      %7ss  %s\n' "$took" "$(stage_note "$name")"
-        summary+=("$(printf '%-28s ok      %7ss' "$name" "$took")")
+        printf '==> %-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")"
+        printf '%-28s ok      %7ss\n' "$name" "$took" >"${log%.log}.result"
     else
-        failed=$((failed + 1))
-        printf 'FAILED  %7ss\n' "$took"
-        summary+=("$(printf '%-28s FAILED  %7ss' "$name" "$took")")
-        show_failure "$logs/${name//[:\/]/_}.log"
+        { printf '==> %-28s FAILED  %7ss\n' "$name" "$took"; show_failure "$log"; } | cat
+        printf '%-28s FAILED  %7ss\n' "$name" "$took" >"${log%.log}.result"
     fi
     return $rc
 }
@@ -64,7 +62,8 @@ show_failure() {
 
 # The line of a stage's log worth showing beside its duration.
 stage_note() {
-    local log="$logs/${1//[:\/]/_}.log"
+    local log
+    log=$(log_of "$1")
     case "$1" in
         unit|molecule:*) grep -E '[0-9]+ passed' "$log" | tail -n 1 | sed 's/=//g; s/^ *//' ;;
         setup) grep -E '^LXD:' "$log" | tail -n 1 ;;
@@ -123,23 +122,36 @@ molecule_scenario() { molecule test -s "$1"; }
 
 echo "vault_mlock.lxd tests, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), on $(uname -n)"
 start_all=$(date +%s)
+ordered=(setup)
 if run_stage setup setup; then
     venv=$(cat "$repo/.cache/venv-path")
     collection_env
     for stage in "${stages[@]}"; do
         case "$stage" in
             setup) ;;
-            unit|sanity|lint) run_stage "$stage" "$stage" ;;
-            molecule:*) run_stage "$stage" molecule_scenario "${stage#molecule:}" ;;
-            *) echo "unknown stage '$stage'; known: unit sanity lint molecule:NAME ($(all_scenarios | tr '\n' ' '))"
-               failed=$((failed + 1)) ;;
+            unit|sanity|lint) ordered+=("$stage"); run_stage "$stage" "$stage" ;;
+            molecule:*)
+                ordered+=("$stage")
+                while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+                run_stage "$stage" molecule_scenario "${stage#molecule:}" &
+                ;;
+            *) ordered+=("$stage")
+               echo "unknown stage '$stage'; known: unit sanity lint molecule:NAME ($(all_scenarios | tr '\n' ' '))"
+               printf '%-28s UNKNOWN\n' "$stage" >"${logs}/${stage//[:\/]/_}.result" ;;
         esac
     done
+    wait
 fi
 
 echo
 echo "stage                        result  duration"
-printf '%s\n' "${summary[@]}"
+passed=0
+failed=0
+for stage in "${ordered[@]}"; do
+    result="$logs/${stage//[:\/]/_}.result"
+    if grep -q ' ok ' "$result" 2>/dev/null; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    cat "$result" 2>/dev/null || printf '%-28s NOT RUN\n' "$stage"
+done
 echo "total: $(( $(date +%s) - start_all ))s"
 echo "stages: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -31,17 +31,22 @@ _make_collection_importable()
 def run_module(capfd):
     """Run a module's main() with the given arguments; return its JSON result.
 
-    Arguments go in through ansible-core's own patch_module_args. module.warn() collects
-    into a process-wide store that ansible-core never empties, so each run starts and ends
-    with it as it was: one module's warnings never show up in another's result.
+    Arguments go in through ansible-core's own patch_module_args. The module runs as on a
+    target even when a controller-side test (a filter plugin, say) has imported ansible's
+    controller code in this process; otherwise module.warn() would print instead of
+    returning warnings. Warnings collect in a process-wide store that ansible-core never
+    empties, so each run leaves it as it found it.
     """
+    from unittest import mock
+
+    from ansible.module_utils import _internal
     from ansible.module_utils.common import warnings as ansible_warnings
     from ansible.module_utils.testing import patch_module_args
 
     def run(module, args: dict) -> dict:
         saved = dict(ansible_warnings._global_warnings)
         try:
-            with patch_module_args(args):
+            with patch_module_args(args), mock.patch.object(_internal, "is_controller", False):
                 with pytest.raises(SystemExit):
                     module.main()
         finally:
