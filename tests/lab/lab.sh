@@ -225,6 +225,10 @@ down() {
             log "deleting instance $name"
             lxc delete --force "$name"
         done
+        for name in $(lxc remote list --format csv | cut -d, -f1 | sed 's/ (current)//' | grep "^$INSTANCE_PREFIX" || true); do
+            log "removing lxc remote $name"
+            lxc remote remove "$name"
+        done
     fi
     if [ -f "$VML_CACHE/lxd.pid" ]; then
         log "stopping the LXD daemon the lab started"
