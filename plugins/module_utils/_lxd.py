@@ -59,11 +59,6 @@ try:
     import pylxd
     from pylxd import exceptions as pylxd_exceptions
 
-    try:
-        from pylxd.models.instance import Instance as PylxdInstance
-    except ImportError:  # pylxd before 2.2.11 (Debian 12 ships 2.2.10) knows only containers
-        from pylxd.models.container import Container as PylxdInstance
-
     HAS_PYLXD = True
     PYLXD_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - depends on the target
@@ -115,10 +110,68 @@ def is_remote(endpoint: str) -> bool:
     return endpoint.startswith(("https://", "http://"))
 
 
+class LxdApi:
+    """The three calls the probe makes, as plain HTTP requests through pylxd's client.
+
+    A command runs with its output recorded by LXD, fetched and then deleted: no websockets, since
+    pylxd's websocket exec loses output or breaks its pipe now and then when several run at once.
+    """
+
+    def __init__(self, client, project: str, timeout: Optional[float] = None) -> None:
+        self.client = client
+        self.project = project
+        self.timeout = timeout
+
+    def _params(self, **extra) -> dict:
+        return dict(extra, project=self.project)
+
+    def server_info(self) -> dict:
+        return self.client.host_info
+
+    def list_instances(self) -> List[dict]:
+        try:
+            response = self.client.api.instances.get(params=self._params(recursion="1"))
+        except pylxd_exceptions.LXDAPIException as exc:
+            raise LxdError(f"listing the instances of project {self.project!r} failed: {exc}") from exc
+        return response.json()["metadata"] or []
+
+    def _node(self, path: str):
+        """The API node of an absolute path such as /1.0/instances/g1/logs/exec_ID.stdout."""
+        node = self.client.api
+        for segment in path.strip("/").split("/")[1:]:
+            node = node[segment]
+        return node
+
+    def execute(self, name: str, argv: Sequence[str]) -> Tuple[int, str, str]:
+        """(exit code, stdout, stderr) of ``argv`` run inside the guest; raises LxdError when it could not run."""
+        body = {"command": list(argv), "environment": {}, "interactive": False, "wait-for-websocket": False,
+                "record-output": True}
+        wait_seconds = int(self.timeout) if self.timeout else 30
+        try:
+            response = self.client.api.instances[name].exec.post(params=self._params(), json=body)
+            operation = self._node(response.json()["operation"])
+            # LXD answers the wait when the command ends or after wait_seconds; the socket may take a little longer.
+            done = operation.wait.get(params=self._params(timeout=str(wait_seconds)),
+                                      timeout=wait_seconds + 5).json()["metadata"]
+            result = done.get("metadata") or {}
+            output = {}
+            # Fetched and deleted even when the command failed to start: LXD made the files anyway.
+            for stream, path in (result.get("output") or {}).items():
+                log = self._node(path)
+                output[stream] = log.get(params=self._params(), is_api=False).text
+                log.delete(params=self._params())
+        except pylxd_exceptions.LXDAPIException as exc:
+            raise LxdError(f"LXD refused: {exc}") from exc
+        if done.get("status_code") != 200:
+            reason = done.get("err") or f"still {done.get('status', 'running')} after {wait_seconds}s"
+            raise LxdError(f"the command did not complete: {reason}")
+        return int(result.get("return", -1)), output.get("1", ""), output.get("2", "")
+
+
 def client_endpoint(endpoint: str) -> str:
     """The endpoint as pylxd.Client takes it: a socket path as an http+unix:// URL.
 
-    pylxd before 2.3 takes a socket path only through that URL form (it looked for a regular file).
+    pylxd before 2.3 takes a socket path only in that form (it looked for a regular file there).
     """
     if is_remote(endpoint) or endpoint.startswith("http+unix://"):
         return endpoint
@@ -126,38 +179,11 @@ def client_endpoint(endpoint: str) -> str:
 
 
 def client_knows_projects(client_class) -> bool:
-    """Whether this pylxd.Client takes a project (pylxd 2.2.11 and later)."""
+    """Whether this pylxd.Client takes a project (pylxd 2.2.11 and later); older ones get it per request."""
     try:
         return "project" in inspect.signature(client_class).parameters
     except (TypeError, ValueError):
         return False
-
-
-class LxdApi:
-    """The three calls the probe makes, through pylxd."""
-
-    def __init__(self, client, project: str, knows_projects: bool = True) -> None:
-        self.client = client
-        self.project = project
-        self.knows_projects = knows_projects
-
-    def server_info(self) -> dict:
-        return self.client.host_info
-
-    def list_instances(self) -> List[dict]:
-        try:
-            response = self.client.api.instances.get(params={"recursion": "1", "project": self.project})
-        except pylxd_exceptions.LXDAPIException as exc:
-            raise LxdError(f"listing the instances of project {self.project!r} failed: {exc}") from exc
-        return response.json()["metadata"] or []
-
-    def execute(self, name: str, argv: Sequence[str]) -> Tuple[int, str, str]:
-        if not self.knows_projects and self.project != "default":
-            raise LxdError(f"this pylxd cannot run commands in project {self.project!r}; "
-                           "install pylxd 2.2.11 or later, or use method=proc on the LXD host")
-        instance = PylxdInstance(self.client, name=name)
-        result = instance.execute(list(argv))
-        return result.exit_code, result.stdout, result.stderr
 
 
 def connect(endpoint: Optional[str] = None, project: str = "default", client_cert: Optional[str] = None,
@@ -171,8 +197,7 @@ def connect(endpoint: Optional[str] = None, project: str = "default", client_cer
         if not is_remote(candidate) and not os.path.exists(candidate):
             tried.append(f"{candidate} (no such socket)")
             continue
-        knows_projects = client_knows_projects(pylxd.Client)
-        options = {"project": project} if knows_projects else {}
+        options = {"project": project} if client_knows_projects(pylxd.Client) else {}
         try:
             client = pylxd.Client(endpoint=client_endpoint(candidate), cert=cert, verify=verify, timeout=timeout,
                                   **options)
@@ -185,7 +210,7 @@ def connect(endpoint: Optional[str] = None, project: str = "default", client_cer
         if not client.trusted:
             raise LxdError(f"the LXD daemon at {candidate} does not trust this client; "
                            "add its certificate with `lxc config trust add`")
-        return LxdApi(client, project, knows_projects), candidate
+        return LxdApi(client, project, timeout), candidate
     option = "endpoint" if endpoint else "endpoint (none given, so the usual sockets were tried)"
     raise LxdError(f"no LXD daemon answered; tried: {'; '.join(tried)}. Check that LXD runs, or set {option} "
                    "to its unix socket path or https:// URL")

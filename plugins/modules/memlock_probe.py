@@ -103,8 +103,10 @@ notes:
   - In a privileged guest, C(CAP_IPC_LOCK) in a process's effective set lifts the limit. In an unprivileged
     guest it does not, since the kernel looks for the capability in the initial user namespace.
   - Reading the guests through C(/proc) needs root on the LXD host.
+  - A command run inside a guest has its output recorded by LXD (C(record-output), no websocket), read back
+    and deleted at once.
 requirements:
-  - pylxd
+  - pylxd (2.2.10, as Debian 12 ships it, or later)
 seealso:
   - module: vault_mlock.lxd.memlock_facts
   - module: vault_mlock.lxd.memlock_dropin

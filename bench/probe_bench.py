@@ -1,0 +1,296 @@
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""How long reading every guest's memlock limit takes, by each way of reading it, in one run.
+
+Starts N busybox guests (image vault-mlock/tiny, names vml-bench-NNN) on the local LXD daemon,
+then times over all of them:
+
+  (a) vault_mlock.lxd.memlock_probe's /proc path: MemlockProbe in this process, method=proc
+  (b) its exec path: the same, method=exec (a sh script run inside every guest, 8 at a time)
+  (c) the per-guest way: `ansible all -m ansible.builtin.raw -a 'cat /proc/1/limits'` over the
+      lxd connection with 5 forks (busybox guests have no python, so raw instead of command)
+  (d) the whole module: `ansible localhost -m vault_mlock.lxd.memlock_probe`
+
+The machine is shared and noisy: compare the ratios, not the seconds. The guests are deleted at
+the end, on an error and on Ctrl-C too, unless --keep is given (a later run reuses them).
+
+  $(tests/lab/venv.sh)/bin/python bench/probe_bench.py [--guests 100] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COLLECTIONS = os.environ.get("ANSIBLE_COLLECTIONS_PATH") or os.path.join(REPO, ".cache", "collections")
+IMAGE = "vault-mlock/tiny"
+PREFIX = "vml-bench-"
+NAME_RE = re.compile(re.escape(PREFIX) + r"[0-9]{3,}$")
+LXD_WORKERS = 8  # concurrent create/start/delete calls; LXD serialises much of it anyway
+
+
+def collection_on_path() -> None:
+    """Make ansible_collections.vault_mlock.lxd importable here and findable by ansible (as test.sh does)."""
+    link = os.path.join(COLLECTIONS, "ansible_collections", "vault_mlock", "lxd")
+    if not os.path.exists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(REPO, link)
+    for path in reversed(COLLECTIONS.split(os.pathsep)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ["ANSIBLE_COLLECTIONS_PATH"] = COLLECTIONS
+
+
+collection_on_path()
+
+import pylxd  # noqa: E402  (the venv has it; the collection needs the path set up above)
+
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd import MemlockProbe, connect  # noqa: E402
+
+
+def guest_names(count: int):
+    width = max(3, len(str(count)))
+    return [f"{PREFIX}{number:0{width}d}" for number in range(1, count + 1)]
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+# --- the guests --------------------------------------------------------------------------------
+
+def start_guest(client, name: str) -> str:
+    """Create (from IMAGE) and start one guest, or start it if it exists; returns what was done."""
+    if client.instances.exists(name):
+        instance = client.instances.get(name)
+        if instance.status == "Running":
+            return "reused"
+        instance.start(wait=True)
+        return "started"
+    instance = client.instances.create({"name": name, "source": {"type": "image", "alias": IMAGE}}, wait=True)
+    instance.start(wait=True)
+    return "created"
+
+
+def start_guests(client, names) -> dict:
+    done = {}
+    pool = ThreadPoolExecutor(max_workers=LXD_WORKERS)
+    try:
+        for name, what in zip(names, pool.map(lambda name: start_guest(client, name), names)):
+            done[what] = done.get(what, 0) + 1
+    finally:
+        # On Ctrl-C: let running calls finish, so that cleanup sees every guest they made.
+        pool.shutdown(wait=True, cancel_futures=True)
+    return done
+
+
+def bench_guests(client):
+    return [instance.name for instance in client.instances.all() if NAME_RE.match(instance.name)]
+
+
+def delete_guest(client, name: str) -> None:
+    instance = client.instances.get(name)
+    if instance.status != "Stopped":
+        instance.stop(force=True, wait=True)
+    instance.delete(wait=True)
+
+
+def delete_guests(client) -> int:
+    names = bench_guests(client)
+    with ThreadPoolExecutor(max_workers=LXD_WORKERS) as pool:
+        list(pool.map(lambda name: delete_guest(client, name), names))
+    left = bench_guests(client)
+    if left:
+        raise RuntimeError(f"these guests are still there: {' '.join(left)}")
+    return len(names)
+
+
+def wait_for_inits(client, names, timeout: float = 120) -> None:
+    """Until every guest's init has forked its child (busybox init runs /etc/inittab's sleep)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        api, endpoint = connect()
+        probe = MemlockProbe(api, endpoint=endpoint, method="proc").run(names)
+        missing = [report.name for report in probe.instances if report.pid1 is None]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"no init seen in {len(missing)} guests, e.g. {missing[:5]}")
+        time.sleep(1)
+
+
+# --- the ways of reading the limits ------------------------------------------------------------
+
+def time_probe(method: str, names, repeat: int):
+    """Median seconds of connect + MemlockProbe.run over ``names``, and the last report."""
+    seconds = []
+    report = None
+    for _run in range(repeat):
+        start = time.perf_counter()
+        api, endpoint = connect()
+        report = MemlockProbe(api, endpoint=endpoint, method=method).run(names)
+        seconds.append(time.perf_counter() - start)
+    return statistics.median(seconds), report
+
+
+def ansible_bin(name: str) -> str:
+    return os.path.join(os.path.dirname(sys.executable), name)
+
+
+def ansible_env() -> dict:
+    env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_HOST_KEY_CHECKING="0", ANSIBLE_LOAD_CALLBACK_PLUGINS="0",
+               ANSIBLE_COLLECTIONS_PATH=COLLECTIONS)
+    env.pop("ANSIBLE_CONFIG", None)
+    return env
+
+
+def time_ansible_raw(names, workdir: str, repeat: int, forks: int):
+    """Median seconds of one `ansible all -m raw` over the guests; and how many printed their limits."""
+    inventory = os.path.join(workdir, "inventory.json")
+    with open(inventory, "w", encoding="utf-8") as stream:
+        json.dump({"all": {"hosts": {name: None for name in names},
+                           "vars": {"ansible_connection": "community.general.lxd"}}}, stream)
+    # --task-timeout: now and then an `lxc exec` of a short command never returns under load.
+    argv = [ansible_bin("ansible"), "all", "-i", inventory, "--forks", str(forks), "--task-timeout", "60", "-o",
+            "-m", "ansible.builtin.raw", "-a", "cat /proc/1/limits"]
+    seconds = []
+    answered = 0
+    for _run in range(repeat):
+        start = time.perf_counter()
+        result = subprocess.run(argv, cwd=workdir, env=ansible_env(), capture_output=True, text=True, check=False)
+        seconds.append(time.perf_counter() - start)
+        lines = result.stdout.splitlines()
+        answered = sum(1 for line in lines if "Max locked memory" in line)
+        others = [line[:200] for line in lines if "Max locked memory" not in line]
+        if result.returncode != 0 or others:
+            say(f"ansible raw exited {result.returncode}; hosts without the limits row: {len(others)}, "
+                f"e.g. {others[:3]}")
+    return statistics.median(seconds), answered
+
+
+def time_ansible_module(names, workdir: str, repeat: int):
+    """Median seconds of the whole module through `ansible localhost`; and how many guests it read."""
+    args = json.dumps({"instances": list(names), "method": "auto"})
+    argv = [ansible_bin("ansible"), "localhost", "-m", "vault_mlock.lxd.memlock_probe", "-a", args,
+            "-e", f"ansible_python_interpreter={sys.executable}"]
+    env = dict(ansible_env(), ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0")
+    seconds = []
+    read = 0
+    for _run in range(repeat):
+        start = time.perf_counter()
+        result = subprocess.run(argv, cwd=workdir, env=env, capture_output=True, text=True, check=False)
+        seconds.append(time.perf_counter() - start)
+        try:  # "localhost | SUCCESS => {...}"
+            module_result = json.loads(result.stdout.split("=>", 1)[1])
+            read = sum(1 for report in module_result["instances"] if report["pid1"] is not None)
+        except (ValueError, KeyError, IndexError) as exc:
+            say(f"ansible localhost -m memlock_probe: unreadable output ({exc}): {result.stdout[-600:]}")
+    return statistics.median(seconds), read
+
+
+# --- the table ---------------------------------------------------------------------------------
+
+def machine_line() -> str:
+    try:
+        lxd_version = pylxd.Client().host_info["environment"]["server_version"]
+    except Exception:  # the table is still worth printing
+        lxd_version = "?"
+    with open("/proc/loadavg", encoding="ascii") as loadavg:
+        load = " ".join(loadavg.read().split()[:3])
+    return (f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, "
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, LXD {lxd_version}, load {load}")
+
+
+def print_table(rows, reference: float) -> None:
+    header = f"{'method':<62} {'guests':>6} {'seconds':>8} {'per guest':>10} {'ratio':>7}"
+    print(header)
+    print("-" * len(header))
+    for method, guests, seconds in rows:
+        per_guest = f"{seconds / guests * 1000:.2f} ms" if guests else "-"
+        print(f"{method:<62} {guests:>6} {seconds:>8.3f} {per_guest:>10} {seconds / reference:>6.1f}x")
+
+
+def pid1_limits(report) -> dict:
+    return {item.name: item.pid1.memlock if item.pid1 else None for item in report.instances}
+
+
+def run(options) -> int:
+    names = guest_names(options.guests)
+    client = pylxd.Client()
+    print(f"# {machine_line()}")
+    start = time.perf_counter()
+    done = start_guests(client, names)
+    wait_for_inits(client, names)
+    say(f"guests ready in {time.perf_counter() - start:.1f}s ({done})")
+
+    rows = []
+    proc_seconds, proc_report = time_probe("proc", names, options.repeat)
+    rows.append((f"(a) memlock_probe /proc path, in-process (median of {options.repeat})", len(names), proc_seconds))
+    exec_seconds, exec_report = time_probe("exec", names, options.repeat)
+    rows.append((f"(b) memlock_probe exec path, in-process (median of {options.repeat})", len(names), exec_seconds))
+    with tempfile.TemporaryDirectory(prefix="vml-bench-") as workdir:
+        raw_seconds, answered = time_ansible_raw(names, workdir, options.ansible_repeat, options.forks)
+        rows.append((f"(c) ansible -m raw 'cat /proc/1/limits', {options.forks} forks (median of "
+                     f"{options.ansible_repeat})", len(names), raw_seconds))
+        if not options.no_module:
+            module_seconds, read = time_ansible_module(names, workdir, options.ansible_repeat)
+            rows.append((f"(d) ansible localhost -m memlock_probe (median of {options.ansible_repeat})",
+                         len(names), module_seconds))
+    print_table(rows, proc_seconds)
+
+    proc_limits, exec_limits = pid1_limits(proc_report), pid1_limits(exec_report)
+    agree = sum(1 for name in names if proc_limits[name] is not None and proc_limits[name] == exec_limits[name])
+    print(f"# both probe paths read the same PID 1 limit in {agree} of {len(names)} guests; "
+          f"ansible raw printed /proc/1/limits for {answered} of {len(names)}"
+          + ("" if options.no_module else f"; the module read {read} of {len(names)}"))
+    print("# (c) uses ansible.builtin.raw: the busybox guests have no python for ansible.builtin.command")
+    print(f"# {machine_line()}")
+    # Only the probe must read every guest; what ansible loses is a finding, not a failure.
+    return 0 if agree == len(names) else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--guests", type=int, default=100, help="how many busybox guests (default 100)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of (a) and (b); the median counts (default 5)")
+    parser.add_argument("--ansible-repeat", type=int, default=1, help="runs of (c) and (d) (default 1)")
+    parser.add_argument("--forks", type=int, default=5, help="ansible forks for (c) (default 5, ansible's own)")
+    parser.add_argument("--no-module", action="store_true", help="skip (d)")
+    parser.add_argument("--keep", action="store_true", help="leave the guests running, for a later run to reuse")
+    parser.add_argument("--delete", action="store_true", help="only delete the vml-bench guests, then exit")
+    options = parser.parse_args()
+    if options.guests < 1 or options.repeat < 1 or options.ansible_repeat < 1 or options.forks < 1:
+        parser.error("--guests, --repeat, --ansible-repeat and --forks take a number of at least 1")
+    client = pylxd.Client()
+    if options.delete:
+        say(f"deleted {delete_guests(client)} guests")
+        return 0
+    # SIGTERM as Ctrl-C, so that the finally below deletes the guests either way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        return run(options)
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    finally:
+        if not options.keep:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave guests behind
+            say(f"deleting the vml-bench guests: {delete_guests(client)} deleted")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
