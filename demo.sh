@@ -27,7 +27,7 @@ venv=$(tests/lab/venv.sh)
 mkdir -p .cache/collections/ansible_collections/vault_mlock
 ln -sfn "$repo" .cache/collections/ansible_collections/vault_mlock/lxd
 export ANSIBLE_COLLECTIONS_PATH="$repo/.cache/collections" PATH="$venv/bin:$PATH"
-export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false
+export ANSIBLE_DISPLAY_SKIPPED_HOSTS=false ANSIBLE_PYTHON_INTERPRETER=auto_silent
 
 # progress LOG: shows each play and task of a long run as it starts; the whole output goes to LOG.
 progress() { tee "$1" | grep --line-buffered -E '^(PLAY|TASK) \[' | sed -u 's/ \**$//; s/^/    /'; }
