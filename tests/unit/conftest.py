@@ -25,6 +25,8 @@ def _make_collection_importable() -> None:
 
 
 _make_collection_importable()
+# Shared test helpers (tests/unit/_files.py) import as `_files` from every test directory.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture

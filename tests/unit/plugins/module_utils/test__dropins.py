@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -13,6 +12,7 @@ import subprocess
 import tempfile
 
 import pytest
+from _files import put, tree_snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,34 +40,12 @@ OURS = "/etc/systemd/system/lxd.service.d/00-memlock.conf"
 UNIT_FILE = "/lib/systemd/system/lxd.service"
 
 
-def put(root, path, text):
-    full = os.path.join(str(root), path.lstrip("/"))
-    os.makedirs(os.path.dirname(full), exist_ok=True)
-    with open(full, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    return full
 
 
 def memlock(value):
     return f"[Service]\nLimitMEMLOCK={value}\n"
 
 
-def snapshot(root):
-    """{relative path: (mode, sha256 or link target)} of everything under root."""
-    result = {}
-    for directory, dirs, files in os.walk(str(root)):
-        for name in dirs + files:
-            full = os.path.join(directory, name)
-            info = os.lstat(full)
-            if stat.S_ISLNK(info.st_mode):
-                content = "-> " + os.readlink(full)
-            elif stat.S_ISDIR(info.st_mode):
-                content = "dir"
-            else:
-                with open(full, "rb") as handle:
-                    content = hashlib.sha256(handle.read()).hexdigest()
-            result[os.path.relpath(full, str(root))] = (stat.S_IMODE(info.st_mode), content)
-    return result
 
 
 @pytest.fixture
@@ -381,10 +359,10 @@ def test_plan_fresh_host(lxd_tree):
 
 
 def test_plan_changes_nothing_on_disk(lxd_tree):
-    before = snapshot(lxd_tree)
+    before = tree_snapshot(lxd_tree)
     plan(lxd_tree)
     plan(lxd_tree, state="absent", limit=None)
-    assert snapshot(lxd_tree) == before
+    assert tree_snapshot(lxd_tree) == before
 
 
 def test_plan_is_idempotent_after_apply(lxd_tree):
@@ -585,9 +563,9 @@ def test_apply_leaves_other_dropins_untouched(lxd_tree):
     put(lxd_tree, "/etc/systemd/system/lxd.service.d/10-other.conf", "[Service]\nLimitNOFILE=1\n")
     put(lxd_tree, "/etc/systemd/system/lxd.service.d/notes.txt", "hello\n")
     put(lxd_tree, "/usr/lib/systemd/system/lxd.service.d/00-memlock.conf", memlock("64K"))
-    before = snapshot(lxd_tree)
+    before = tree_snapshot(lxd_tree)
     apply_dropin(plan(lxd_tree), str(lxd_tree))
-    after = snapshot(lxd_tree)
+    after = tree_snapshot(lxd_tree)
     ours = os.path.relpath(os.path.join(str(lxd_tree), OURS.lstrip("/")), str(lxd_tree))
     assert set(after) - set(before) == {ours}
     assert {path: value for path, value in after.items() if path != ours} == before

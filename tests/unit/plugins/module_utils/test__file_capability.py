@@ -14,6 +14,7 @@ import sys
 import tempfile
 
 import pytest
+from _files import read_xattr
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import (
     CapabilityError,
@@ -42,13 +43,6 @@ IPC_LOCK_EP_V2 = struct.pack("<5I", 0x02000001, 1 << 14, 0, 0, 0)
 CONTENT = b"\x7fELF vault binary stand-in\n"
 
 
-def xattr(path):
-    try:
-        return os.getxattr(path, XATTR_NAME)
-    except OSError as err:
-        if err.errno == errno.ENODATA:
-            return None
-        raise
 
 
 @pytest.fixture
@@ -203,7 +197,7 @@ def test_set_writes_revision_2_and_reads_back(vault, initial_ns):
     change = run(vault, uid_map_path=initial_ns)
     assert change.changed
     assert (change.before_text, change.after_text, change.rootid) == ("", "cap_ipc_lock=ep", None)
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
     assert change.warnings == ()
     assert change.in_user_namespace is False
 
@@ -220,7 +214,7 @@ def test_second_run_changes_nothing(vault, initial_ns):
 def test_plan_writes_nothing(vault, initial_ns):
     change = plan(vault, uid_map_path=initial_ns)
     assert change.changed and change.after_text == "cap_ipc_lock=ep"
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 def test_setting_keeps_content_mode_owner_and_mtime(vault, initial_ns):
@@ -230,7 +224,7 @@ def test_setting_keeps_content_mode_owner_and_mtime(vault, initial_ns):
     before = os.stat(vault)
     run(vault, "cap_ipc_lock,cap_net_bind_service=ep", uid_map_path=initial_ns)
     after = os.stat(vault)
-    assert xattr(vault) is not None
+    assert read_xattr(vault) is not None
     assert vault.read_bytes() == CONTENT
     assert (after.st_mode, after.st_uid, after.st_gid, after.st_mtime_ns, after.st_ino) == (
         before.st_mode, before.st_uid, before.st_gid, before.st_mtime_ns, before.st_ino
@@ -260,7 +254,7 @@ def test_absent_removes_flags_then_the_xattr(vault, initial_ns):
     assert (change.before_text, change.after_text) == ("cap_net_bind_service,cap_ipc_lock=ep", "cap_ipc_lock=ep")
     change = run(vault, state="absent", uid_map_path=initial_ns)
     assert change.changed and change.after_text == ""
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
     assert not run(vault, state="absent", uid_map_path=initial_ns).changed
 
 
@@ -268,16 +262,16 @@ def test_exact_replaces_and_empty_removes(vault, initial_ns):
     run(vault, "cap_net_raw,cap_chown=eip", uid_map_path=initial_ns)
     change = run(vault, "cap_ipc_lock=ep", state="exact", uid_map_path=initial_ns)
     assert (change.before_text, change.after_text) == ("cap_chown,cap_net_raw=eip", "cap_ipc_lock=ep")
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
     change = run(vault, "", state="exact", uid_map_path=initial_ns)
-    assert (change.changed, change.after_text, xattr(vault)) == (True, "", None)
+    assert (change.changed, change.after_text, read_xattr(vault)) == (True, "", None)
 
 
 def test_an_empty_xattr_is_removed_by_exact_empty(vault, initial_ns):
     os.setxattr(vault, XATTR_NAME, struct.pack("<5I", 0x02000000, 0, 0, 0, 0))
     change = run(vault, "=", state="exact", uid_map_path=initial_ns)
     assert (change.changed, change.before_text, change.after_text) == (True, "=", "")
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 def test_symlink_is_followed_and_reported(vault, tmp_path, initial_ns):
@@ -285,7 +279,7 @@ def test_symlink_is_followed_and_reported(vault, tmp_path, initial_ns):
     link.symlink_to(vault.name)
     change = run(link, uid_map_path=initial_ns)
     assert (change.path, change.link) == (str(vault), str(link))
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
     assert os.getxattr(link, XATTR_NAME) == IPC_LOCK_EP_V2  # seen through the link
 
 
@@ -304,12 +298,12 @@ def test_symlink_is_followed_and_reported(vault, tmp_path, initial_ns):
 )
 def test_bad_requests_fail_before_writing(vault, initial_ns, current, text, state, fragment):
     os.setxattr(vault, XATTR_NAME, encode_xattr(parse_capabilities(current)))
-    before = xattr(vault)
+    before = read_xattr(vault)
     with pytest.raises(CapabilityError) as caught:
         run(vault, text, state=state, uid_map_path=initial_ns)
     assert str(caught.value).startswith("capability: ")
     assert fragment in str(caught.value)
-    assert xattr(vault) == before
+    assert read_xattr(vault) == before
 
 
 def test_an_unstorable_result_names_the_state_and_what_the_file_carries(vault, initial_ns):
@@ -332,20 +326,20 @@ def test_unknown_state_and_bad_rootid_fail_before_reading(vault):
 def test_rootid_writes_revision_3_and_is_kept_afterwards(vault, initial_ns):
     change = run(vault, rootid=1000000, uid_map_path=initial_ns)
     assert (change.after_text, change.rootid, change.after.revision) == ("cap_ipc_lock=ep", 1000000, 3)
-    assert decode_xattr(xattr(vault)).rootid == 1000000
+    assert decode_xattr(read_xattr(vault)).rootid == 1000000
     assert not run(vault, rootid=1000000, uid_map_path=initial_ns).changed
     change = run(vault, "cap_net_bind_service=ep", uid_map_path=initial_ns)
     assert (change.after_text, change.rootid) == ("cap_net_bind_service,cap_ipc_lock=ep", 1000000)
-    assert decode_xattr(xattr(vault)).rootid == 1000000
+    assert decode_xattr(read_xattr(vault)).rootid == 1000000
 
 
 def test_a_different_rootid_is_a_change_and_zero_means_revision_2(vault, initial_ns):
     run(vault, rootid=1000000, uid_map_path=initial_ns)
     change = run(vault, rootid=65536, uid_map_path=initial_ns)
-    assert change.changed and decode_xattr(xattr(vault)).rootid == 65536
+    assert change.changed and decode_xattr(read_xattr(vault)).rootid == 65536
     change = run(vault, rootid=0, uid_map_path=initial_ns)
     assert change.changed and change.rootid is None
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
     assert not run(vault, rootid=0, uid_map_path=initial_ns).changed
 
 
@@ -396,7 +390,7 @@ def test_write_failure_is_reported_and_leaves_the_file_alone(vault, initial_ns, 
     monkeypatch.setattr(os, "setxattr", refuse)
     with pytest.raises(CapabilityError, match=r"^path: cannot set the capabilities of .*vault: its file system"):
         apply_file_capability(change)
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 _CHILD = r"""
@@ -435,7 +429,7 @@ def test_read_only_file_system(tmp_path):
     assert done.stdout.strip() == (
         f"path: cannot set the capabilities of {folder / 'vault'}: it is on a read-only file system"
     )
-    assert xattr(folder / "vault") is None
+    assert read_xattr(folder / "vault") is None
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None or os.geteuid() != 0, reason="needs root and setpriv")
@@ -443,7 +437,7 @@ def test_permission_denied_without_cap_setfcap(vault):
     done = _child(["setpriv", "--bounding-set", "-setfcap"], vault)
     assert done.returncode == 3, done.stderr
     assert "permission denied; setting file capabilities needs root with CAP_SETFCAP" in done.stdout
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 _GUEST_CHILD = r"""

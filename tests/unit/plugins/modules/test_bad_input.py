@@ -7,11 +7,10 @@ form, and nothing written (files, modes and extended attributes compared before 
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 
 import pytest
+from _files import tree_snapshot
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils import _systemd
 from ansible_collections.vault_mlock.lxd.plugins.modules import (
@@ -91,23 +90,6 @@ DEFAULTS = {
 }
 
 
-def fingerprint(root):
-    """Every path under root with its mode, content digest and security.capability xattr."""
-    seen = {}
-    for directory, dirs, files in os.walk(str(root)):
-        for name in dirs + files:
-            full = os.path.join(directory, name)
-            info = os.lstat(full)
-            digest = caps = None
-            if stat.S_ISREG(info.st_mode):
-                with open(full, "rb") as handle:
-                    digest = hashlib.sha256(handle.read()).hexdigest()
-                try:
-                    caps = os.getxattr(full, "security.capability", follow_symlinks=False)
-                except OSError:
-                    caps = None
-            seen[os.path.relpath(full, str(root))] = (stat.S_IMODE(info.st_mode), digest, caps)
-    return seen
 
 
 @pytest.fixture
@@ -143,7 +125,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(run_module, world, module, a
     params = DEFAULTS[module](files)
     params.update({key: fill(value, str(files)) for key, value in args.items()})
     params = {key: value for key, value in params.items() if value is not None}
-    before = fingerprint(tmp_path)
+    before = tree_snapshot(tmp_path)
 
     result = run_module(module, params)
 
@@ -151,7 +133,7 @@ def test_bad_input_fails_clearly_and_writes_nothing(run_module, world, module, a
     for word in words:
         assert word in result["msg"], (word, result["msg"])
     assert "Traceback" not in result["msg"]
-    assert fingerprint(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before
 
 
 def test_there_are_at_least_forty_cases():

@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import struct
 import subprocess
 
 import pytest
+from _files import read_xattr
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils import _file_capability
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import XATTR_NAME
@@ -21,13 +21,6 @@ CONTENT = b"\x7fELF vault\n"
 GETCAP = shutil.which("getcap") or ("/usr/sbin/getcap" if os.path.exists("/usr/sbin/getcap") else None)
 
 
-def xattr(path):
-    try:
-        return os.getxattr(path, XATTR_NAME)
-    except OSError as err:
-        if err.errno == errno.ENODATA:
-            return None
-        raise
 
 
 def warning_text(warning) -> str:
@@ -61,7 +54,7 @@ def test_sets_cap_ipc_lock_by_default(run_module, vault):
     assert result["rootid"] is None
     assert result["in_user_namespace"] is False
     assert "diff" not in result and not result.get("warnings")
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
 
 
 def test_second_run_is_unchanged(run_module, vault):
@@ -75,7 +68,7 @@ def test_check_mode_writes_nothing(run_module, vault):
     result = run_module(file_capability, {"path": str(vault), "_ansible_check_mode": True})
     assert result["changed"] is True
     assert result["after"] == "cap_ipc_lock=ep"
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 def test_diff_mode_shows_getcap_text(run_module, vault):
@@ -89,7 +82,7 @@ def test_diff_mode_shows_getcap_text(run_module, vault):
         "before_header": str(vault),
         "after_header": str(vault),
     }
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
 
 
 def test_diff_of_removal_ends_empty(run_module, vault):
@@ -98,7 +91,7 @@ def test_diff_of_removal_ends_empty(run_module, vault):
     assert result["diff"]["before"] == "cap_ipc_lock=ep\n"
     assert result["diff"]["after"] == ""
     assert (result["changed"], result["after"]) == (True, "")
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 def test_absent_with_a_bare_name_keeps_other_capabilities(run_module, vault):
@@ -111,9 +104,9 @@ def test_exact_replaces_and_empty_exact_removes(run_module, vault):
     run_module(file_capability, {"path": str(vault), "capability": "cap_chown,cap_net_raw=ep"})
     result = run_module(file_capability, {"path": str(vault), "capability": "CAP_IPC_LOCK=pe", "state": "exact"})
     assert (result["changed"], result["after"]) == (True, "cap_ipc_lock=ep")
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
     result = run_module(file_capability, {"path": str(vault), "capability": "", "state": "exact"})
-    assert (result["changed"], result["after"], xattr(vault)) == (True, "", None)
+    assert (result["changed"], result["after"], read_xattr(vault)) == (True, "", None)
 
 
 def test_symlink_is_followed_and_reported(run_module, vault, tmp_path):
@@ -121,7 +114,7 @@ def test_symlink_is_followed_and_reported(run_module, vault, tmp_path):
     link.symlink_to(vault)
     result = run_module(file_capability, {"path": str(link)})
     assert (result["path"], result["link"]) == (str(vault), str(link))
-    assert xattr(vault) == IPC_LOCK_EP_V2
+    assert read_xattr(vault) == IPC_LOCK_EP_V2
 
 
 def test_follow_false_on_a_link_fails(run_module, vault, tmp_path):
@@ -130,13 +123,13 @@ def test_follow_false_on_a_link_fails(run_module, vault, tmp_path):
     result = run_module(file_capability, {"path": str(link), "follow": False})
     assert result["failed"] is True
     assert result["msg"].startswith(f"follow: {link} is a symbolic link")
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 def test_rootid_is_written_and_returned(run_module, vault):
     result = run_module(file_capability, {"path": str(vault), "rootid": 1000000})
     assert (result["after"], result["rootid"]) == ("cap_ipc_lock=ep", 1000000)
-    assert len(xattr(vault)) == 24
+    assert len(read_xattr(vault)) == 24
     if GETCAP:
         printed = subprocess.run([GETCAP, "-n", str(vault)], check=True, capture_output=True, text=True).stdout
         assert printed.strip() == f"{vault} cap_ipc_lock=ep [rootid=1000000]"
@@ -162,7 +155,7 @@ def test_bad_input_fails_and_writes_nothing(run_module, vault, tmp_path, args, f
     result = run_module(file_capability, args)
     assert result["failed"] is True
     assert fragment.format(tmp=tmp_path) in result["msg"]
-    assert xattr(vault) is None
+    assert read_xattr(vault) is None
 
 
 def test_missing_path_option_fails(run_module):

@@ -4,11 +4,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 
 import pytest
+from _files import put, tree_snapshot
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils import _systemd
 from ansible_collections.vault_mlock.lxd.plugins.modules import memlock_dropin
@@ -36,12 +36,6 @@ Max address space         unlimited            unlimited            bytes
 LIMITS_256M = LIMITS_64K.replace("65536                65536", "268435456            268435456")
 
 
-def put(root, path, text):
-    full = os.path.join(str(root), path.lstrip("/"))
-    os.makedirs(os.path.dirname(full), exist_ok=True)
-    with open(full, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    return full
 
 
 def read(root, path):
@@ -57,18 +51,6 @@ def warnings(result):
     return texts
 
 
-def snapshot(root):
-    result = {}
-    for directory, dirs, files in os.walk(str(root)):
-        for name in dirs + files:
-            full = os.path.join(directory, name)
-            info = os.lstat(full)
-            digest = "dir"
-            if stat.S_ISREG(info.st_mode):
-                with open(full, "rb") as handle:
-                    digest = hashlib.sha256(handle.read()).hexdigest()
-            result[os.path.relpath(full, str(root))] = (stat.S_IMODE(info.st_mode), digest)
-    return result
 
 
 @pytest.fixture
@@ -128,11 +110,11 @@ def running(host, systemctl):
     ],
 )
 def test_bad_input_fails_and_writes_nothing(run_module, host, systemctl, args, message):
-    before = snapshot(host)
+    before = tree_snapshot(host)
     result = run_module(memlock_dropin, args)
     assert result["failed"] is True
     assert result["msg"].startswith(message)
-    assert snapshot(host) == before
+    assert tree_snapshot(host) == before
     assert systemctl.read_text() == ""
 
 
@@ -151,21 +133,21 @@ def test_state_choices(run_module, host):
 
 def test_auto_finds_no_daemon(run_module, host):
     os.unlink(os.path.join(str(host), UNIT_FILE.lstrip("/")))
-    before = snapshot(host)
+    before = tree_snapshot(host)
     result = run_module(memlock_dropin, dict(limit="1M"))
     assert result["failed"] is True
     assert result["msg"].startswith("unit=auto: found none of lxd.service, snap.lxd.daemon.service, incus.service")
-    assert snapshot(host) == before
+    assert tree_snapshot(host) == before
 
 
 def test_auto_finds_several_daemons(run_module, host):
     put(host, "/etc/systemd/system/snap.lxd.daemon.service", "[Service]\nExecStart=/snap/bin/lxd\n")
-    before = snapshot(host)
+    before = tree_snapshot(host)
     result = run_module(memlock_dropin, dict(limit="1M"))
     assert result["failed"] is True
     assert "found several LXD daemon units" in result["msg"]
     assert "snap.lxd.daemon.service (/etc/systemd/system/snap.lxd.daemon.service)" in result["msg"]
-    assert snapshot(host) == before
+    assert tree_snapshot(host) == before
 
 
 # --- without a running systemd (check mode on a container, this test machine) --------------------
@@ -222,7 +204,7 @@ def test_limit_is_normalised(run_module, host, limit, written, ulimit):
 
 
 def test_check_mode_reports_without_writing(run_module, host):
-    before = snapshot(host)
+    before = tree_snapshot(host)
     result = run_module(memlock_dropin, dict(limit="256M", _ansible_check_mode=True, _ansible_diff=True))
     assert result["changed"] is True
     assert result["effective_limit"] == "256M"
@@ -232,7 +214,7 @@ def test_check_mode_reports_without_writing(run_module, host):
         "before_header": "(absent)",
         "after_header": OURS,
     }
-    assert snapshot(host) == before
+    assert tree_snapshot(host) == before
 
 
 def test_diff_shows_replaced_content(run_module, host):
