@@ -40,12 +40,8 @@ OURS = "/etc/systemd/system/lxd.service.d/00-memlock.conf"
 UNIT_FILE = "/lib/systemd/system/lxd.service"
 
 
-
-
 def memlock(value):
     return f"[Service]\nLimitMEMLOCK={value}\n"
-
-
 
 
 @pytest.fixture

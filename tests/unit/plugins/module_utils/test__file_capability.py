@@ -43,8 +43,6 @@ IPC_LOCK_EP_V2 = struct.pack("<5I", 0x02000001, 1 << 14, 0, 0, 0)
 CONTENT = b"\x7fELF vault binary stand-in\n"
 
 
-
-
 @pytest.fixture
 def vault(tmp_path):
     path = tmp_path / "vault"

@@ -90,8 +90,6 @@ DEFAULTS = {
 }
 
 
-
-
 @pytest.fixture
 def world(tmp_path, monkeypatch):
     """A binary with cap_ipc_lock, links and a fifo beside it, and a host tree with lxd.service."""

@@ -21,8 +21,6 @@ CONTENT = b"\x7fELF vault\n"
 GETCAP = shutil.which("getcap") or ("/usr/sbin/getcap" if os.path.exists("/usr/sbin/getcap") else None)
 
 
-
-
 def warning_text(warning) -> str:
     """ansible-core 2.19 reports a warning as a summary object, older ones as plain text."""
     return warning["event"]["msg"] if isinstance(warning, dict) else warning

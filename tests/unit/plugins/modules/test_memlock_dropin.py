@@ -36,8 +36,6 @@ Max address space         unlimited            unlimited            bytes
 LIMITS_256M = LIMITS_64K.replace("65536                65536", "268435456            268435456")
 
 
-
-
 def read(root, path):
     with open(os.path.join(str(root), path.lstrip("/")), encoding="utf-8") as handle:
         return handle.read()
@@ -49,8 +47,6 @@ def warnings(result):
     for warning in result.get("warnings", []):
         texts.append(warning["event"]["msg"] if isinstance(warning, dict) else warning)
     return texts
-
-
 
 
 @pytest.fixture
