@@ -9,6 +9,15 @@ import os
 import stat
 
 XATTR_NAME = "security.capability"
+VAULT_CONTENT = b"\x7fELF vault binary stand-in\n"
+
+
+def make_vault(directory, name="vault"):
+    """An executable stand-in for the Vault binary in directory; returns its path."""
+    path = directory / name
+    path.write_bytes(VAULT_CONTENT)
+    path.chmod(0o755)
+    return path
 
 
 def put(root, path, text):

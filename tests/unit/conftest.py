@@ -30,6 +30,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
+def vault(tmp_path):
+    """An executable stand-in for the Vault binary, with no capabilities yet."""
+    from _files import make_vault
+
+    return make_vault(tmp_path)
+
+
+@pytest.fixture
 def run_module(capfd):
     """Run a module's main() with the given arguments; return its JSON result.
 

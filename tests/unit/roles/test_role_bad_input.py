@@ -16,6 +16,7 @@ import sys
 
 import pytest
 import yaml
+from _files import make_vault
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 WATCHED = ("/etc/systemd/system", "/run/systemd/system")
@@ -86,9 +87,7 @@ def outcomes(tmp_path_factory):
     if shutil.which("ansible-playbook") is None or not os.environ.get("ANSIBLE_COLLECTIONS_PATH"):
         pytest.skip("needs ansible-playbook and the collection on ANSIBLE_COLLECTIONS_PATH (./test.sh unit)")
     tmp = tmp_path_factory.mktemp("roles")
-    vault = tmp / "vault"
-    vault.write_bytes(b"\x7fELF stand-in")
-    vault.chmod(0o755)
+    vault = make_vault(tmp)
     report = tmp_path_factory.mktemp("outcomes")
     playbook = tmp / "bad_input.yml"
     playbook.write_text(yaml.safe_dump([play(*case[:3], str(vault), report) for case in CASES], sort_keys=False))

@@ -14,7 +14,7 @@ import sys
 import tempfile
 
 import pytest
-from _files import read_xattr
+from _files import VAULT_CONTENT, read_xattr
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import (
     CapabilityError,
@@ -40,15 +40,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import
 )
 
 IPC_LOCK_EP_V2 = struct.pack("<5I", 0x02000001, 1 << 14, 0, 0, 0)
-CONTENT = b"\x7fELF vault binary stand-in\n"
-
-
-@pytest.fixture
-def vault(tmp_path):
-    path = tmp_path / "vault"
-    path.write_bytes(CONTENT)
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture
@@ -223,7 +214,7 @@ def test_setting_keeps_content_mode_owner_and_mtime(vault, initial_ns):
     run(vault, "cap_ipc_lock,cap_net_bind_service=ep", uid_map_path=initial_ns)
     after = os.stat(vault)
     assert read_xattr(vault) is not None
-    assert vault.read_bytes() == CONTENT
+    assert vault.read_bytes() == VAULT_CONTENT
     assert (after.st_mode, after.st_uid, after.st_gid, after.st_mtime_ns, after.st_ino) == (
         before.st_mode, before.st_uid, before.st_gid, before.st_mtime_ns, before.st_ino
     )
@@ -418,7 +409,7 @@ def _child(prefix, path):
 def test_read_only_file_system(tmp_path):
     folder = tmp_path / "ro"
     folder.mkdir()
-    (folder / "vault").write_bytes(CONTENT)
+    (folder / "vault").write_bytes(VAULT_CONTENT)
     script = f'mount --bind "{folder}" "{folder}" && mount -o remount,ro,bind "{folder}" "{folder}" && exec "$0" "$@"'
     done = _child(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], folder / "vault")
     if "mount" in done.stderr:
@@ -465,7 +456,7 @@ def test_inside_a_user_namespace_the_kernel_stores_revision_3_for_its_root():
         os.symlink(repo, os.path.join(root, "ansible_collections", "vault_mlock", "lxd"))
         binary = os.path.join(root, "vault")
         with open(binary, "wb") as handle:
-            handle.write(CONTENT)
+            handle.write(VAULT_CONTENT)
         os.chown(binary, 1000000, 1000000)
         command = [
             "unshare", "--user", "--map-users=1000000,0,65536", "--map-groups=1000000,0,65536",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from _files import tree_snapshot
+from _files import make_vault, tree_snapshot
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils import _systemd
 from ansible_collections.vault_mlock.lxd.plugins.modules import (
@@ -95,9 +95,7 @@ def world(tmp_path, monkeypatch):
     """A binary with cap_ipc_lock, links and a fifo beside it, and a host tree with lxd.service."""
     files = tmp_path / "files"
     files.mkdir()
-    vault = files / "vault"
-    vault.write_bytes(b"\x7fELF stand-in")
-    vault.chmod(0o755)
+    vault = make_vault(files)
     os.setxattr(str(vault), "security.capability", VAULT_CAPS)
     (files / "vault-link").symlink_to(vault)
     (files / "dangling").symlink_to(files / "gone")

@@ -17,7 +17,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import
 from ansible_collections.vault_mlock.lxd.plugins.modules import file_capability
 
 IPC_LOCK_EP_V2 = struct.pack("<5I", 0x02000001, 1 << 14, 0, 0, 0)
-CONTENT = b"\x7fELF vault\n"
 GETCAP = shutil.which("getcap") or ("/usr/sbin/getcap" if os.path.exists("/usr/sbin/getcap") else None)
 
 
@@ -33,14 +32,6 @@ def initial_namespace(tmp_path, monkeypatch):
     uid_map.write_text("         0          0 4294967295\n")
     monkeypatch.setattr(_file_capability, "UID_MAP_PATH", str(uid_map))
     return uid_map
-
-
-@pytest.fixture
-def vault(tmp_path):
-    path = tmp_path / "vault"
-    path.write_bytes(CONTENT)
-    path.chmod(0o755)
-    return path
 
 
 def test_sets_cap_ipc_lock_by_default(run_module, vault):
