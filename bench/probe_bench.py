@@ -59,7 +59,8 @@ collection_on_path()
 
 import pylxd  # noqa: E402  (the venv has it; the collection needs the path set up above)
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd import MemlockProbe, connect  # noqa: E402
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import connect  # noqa: E402
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import MemlockProbe  # noqa: E402
 
 
 def guest_names(count: int):

@@ -37,12 +37,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
     parse_status,
     parse_swaps,
 )
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
-    MemlockLimit,
-    Size,
-    format_limit,
-    ulimit_kib,
-)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, MemlockReport
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import decode_xattr
 
 CAPABILITY_XATTR = "security.capability"
@@ -51,29 +46,6 @@ DEFAULT_PROCESS_NAMES = ("vault", "bao")
 
 class FactsError(Exception):
     """The facts of a machine could not be read. The message says what and why."""
-
-
-@dataclass(frozen=True)
-class MemlockReport:
-    """RLIMIT_MEMLOCK as the modules return it: bytes (null is no limit), ``ulimit -l`` KiB, systemd spelling."""
-
-    soft_bytes: Size
-    hard_bytes: Size
-    soft_ulimit_kib: Optional[int]
-    hard_ulimit_kib: Optional[int]
-    systemd_value: str
-
-    @classmethod
-    def of(cls, limit: MemlockLimit) -> MemlockReport:
-        return cls(limit.soft, limit.hard, ulimit_kib(limit.soft), ulimit_kib(limit.hard), format_limit(limit))
-
-    @property
-    def limit(self) -> MemlockLimit:
-        return MemlockLimit(self.soft_bytes, self.hard_bytes)
-
-
-def memlock_report(limit: Optional[MemlockLimit]) -> Optional[MemlockReport]:
-    return None if limit is None else MemlockReport.of(limit)
 
 
 @dataclass(frozen=True)

@@ -134,3 +134,26 @@ def format_ulimit(size: Size) -> str:
 def covers(limit: Size, need: Size) -> bool:
     """Whether a limit of ``limit`` bytes lets a process lock ``need`` bytes."""
     return _rank(limit) >= _rank(need)
+
+
+@dataclass(frozen=True)
+class MemlockReport:
+    """RLIMIT_MEMLOCK as the modules return it: bytes (null is no limit), ``ulimit -l`` KiB, systemd spelling."""
+
+    soft_bytes: Size
+    hard_bytes: Size
+    soft_ulimit_kib: Optional[int]
+    hard_ulimit_kib: Optional[int]
+    systemd_value: str
+
+    @classmethod
+    def of(cls, limit: MemlockLimit) -> MemlockReport:
+        return cls(limit.soft, limit.hard, ulimit_kib(limit.soft), ulimit_kib(limit.hard), format_limit(limit))
+
+    @property
+    def limit(self) -> MemlockLimit:
+        return MemlockLimit(self.soft_bytes, self.hard_bytes)
+
+
+def memlock_report(limit: Optional[MemlockLimit]) -> Optional[MemlockReport]:
+    return None if limit is None else MemlockReport.of(limit)

@@ -315,15 +315,15 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd import (
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import (
     HAS_PYLXD,
     PYLXD_IMPORT_ERROR,
     LxdError,
-    MemlockProbe,
     connect,
     is_remote,
     normalize_endpoint,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import MemlockProbe
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import SizeError, parse_size
 
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import MemlockReport, ProcessFacts
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import ProcessFacts
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, MemlockReport
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
     CONTAINER,
     ERROR,

@@ -7,46 +7,41 @@
 """The memlock probe of an LXD host: every guest's real limit, read where it is cheapest.
 
 - One API call lists the instances with their expanded configuration.
-- On the member that runs the probe, one scan of /proc finds each guest's init (the child
-  of its ``[lxc monitor] LXD_DIR/containers NAME`` process) and its Vault processes (same
-  PID namespace as that init); their limits are read through the host's /proc.
+- On the member that runs the probe, one scan of /proc (_host_scan) finds each guest's init and
+  its Vault processes; their limits are read through the host's /proc.
 - Every other guest (remote endpoint, other cluster member, virtual machine) is read by
-  running a small sh script inside it through the API, eight at a time.
-
-Only LxdApi and connect() touch pylxd; MemlockProbe works with anything offering
-server_info(), list_instances() and execute(name, argv).
+  running a small sh script inside it through the API (_lxd_api), eight at a time.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
-from urllib.parse import quote
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import HostScan, local_daemon, scan_host
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import is_remote
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     DEFAULT_PROCESS_NAMES,
     FactsError,
     MachineFacts,
-    MemlockReport,
     Pid1Facts,
     ProcDir,
     ProcessFacts,
     ProcSnapshot,
     exec_command,
     gather_machine,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import read_memlock_limit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
+    MemlockLimit,
+    MemlockReport,
+    Size,
+    SizeError,
     memlock_report,
+    parse_limit,
 )
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
-    comm_matches,
-    parse_cmdline,
-    parse_stat,
-    read_memlock_limit,
-)
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, Size, SizeError, parse_limit
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
     CONTAINER,
     ERROR,
@@ -55,23 +50,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
     summarize,
 )
 
-try:
-    import pylxd
-    from pylxd import exceptions as pylxd_exceptions
-
-    HAS_PYLXD = True
-    PYLXD_IMPORT_ERROR = None
-except ImportError as exc:  # pragma: no cover - depends on the target
-    HAS_PYLXD = False
-    PYLXD_IMPORT_ERROR = exc
-
-SOCKET_PATHS = (
-    "/var/lib/lxd/unix.socket",
-    "/var/snap/lxd/common/lxd/unix.socket",
-    "/var/lib/incus/unix.socket",
-)
-DAEMON_NAMES = ("lxd", "incusd")
-MONITOR_PREFIX = "[lxc monitor] "
 RUNNING = "Running"
 FROZEN = "Frozen"
 EXEC_WORKERS = 8
@@ -80,140 +58,6 @@ PROC = "proc"
 EXEC = "exec"
 AUTO = "auto"
 METHODS = (AUTO, PROC, EXEC)
-
-
-class LxdError(Exception):
-    """The LXD daemon cannot be reached or answered with an error. The message says which and why."""
-
-
-def socket_candidates(environ: Optional[Mapping[str, str]] = None) -> List[str]:
-    """Where an LXD (or Incus) daemon's socket is looked for, in this order."""
-    environ = os.environ if environ is None else environ
-    candidates = []
-    if environ.get("LXD_DIR"):
-        candidates.append(os.path.join(environ["LXD_DIR"], "unix.socket"))
-    candidates.extend(path for path in SOCKET_PATHS if path not in candidates)
-    return candidates
-
-
-def normalize_endpoint(endpoint: Optional[str]) -> Optional[str]:
-    """A socket path from 'unix:///path' or 'unix:/path'; URLs and paths unchanged."""
-    if not endpoint:
-        return None
-    for prefix in ("unix://", "unix:"):
-        if endpoint.startswith(prefix):
-            return endpoint[len(prefix):]
-    return endpoint
-
-
-def is_remote(endpoint: str) -> bool:
-    return endpoint.startswith(("https://", "http://"))
-
-
-class LxdApi:
-    """The three calls the probe makes, as plain HTTP requests through pylxd's client.
-
-    A command runs with its output recorded by LXD, fetched and then deleted: no websockets, since
-    pylxd's websocket exec loses output or breaks its pipe now and then when several run at once.
-    """
-
-    def __init__(self, client, project: str, timeout: Optional[float] = None) -> None:
-        self.client = client
-        self.project = project
-        self.timeout = timeout
-
-    def _params(self, **extra) -> dict:
-        return dict(extra, project=self.project)
-
-    def server_info(self) -> dict:
-        return self.client.host_info
-
-    def list_instances(self) -> List[dict]:
-        try:
-            response = self.client.api.instances.get(params=self._params(recursion="1"))
-        except pylxd_exceptions.LXDAPIException as exc:
-            raise LxdError(f"listing the instances of project {self.project!r} failed: {exc}") from exc
-        return response.json()["metadata"] or []
-
-    def _node(self, path: str):
-        """The API node of an absolute path such as /1.0/instances/g1/logs/exec_ID.stdout."""
-        node = self.client.api
-        for segment in path.strip("/").split("/")[1:]:
-            node = node[segment]
-        return node
-
-    def execute(self, name: str, argv: Sequence[str]) -> Tuple[int, str, str]:
-        """(exit code, stdout, stderr) of ``argv`` run inside the guest; raises LxdError when it could not run."""
-        body = {"command": list(argv), "environment": {}, "interactive": False, "wait-for-websocket": False,
-                "record-output": True}
-        wait_seconds = int(self.timeout) if self.timeout else 30
-        try:
-            response = self.client.api.instances[name].exec.post(params=self._params(), json=body)
-            operation = self._node(response.json()["operation"])
-            # LXD answers the wait when the command ends or after wait_seconds; the socket may take a little longer.
-            done = operation.wait.get(params=self._params(timeout=str(wait_seconds)),
-                                      timeout=wait_seconds + 5).json()["metadata"]
-            result = done.get("metadata") or {}
-            output = {}
-            # Fetched and deleted even when the command failed to start: LXD made the files anyway.
-            for stream, path in (result.get("output") or {}).items():
-                log = self._node(path)
-                output[stream] = log.get(params=self._params(), is_api=False).text
-                log.delete(params=self._params())
-        except pylxd_exceptions.LXDAPIException as exc:
-            raise LxdError(f"LXD refused: {exc}") from exc
-        if done.get("status_code") != 200:
-            reason = done.get("err") or f"still {done.get('status', 'running')} after {wait_seconds}s"
-            raise LxdError(f"the command did not complete: {reason}")
-        return int(result.get("return", -1)), output.get("1", ""), output.get("2", "")
-
-
-def client_endpoint(endpoint: str) -> str:
-    """The endpoint as pylxd.Client takes it: a socket path as an http+unix:// URL.
-
-    pylxd before 2.3 takes a socket path only in that form (it looked for a regular file there).
-    """
-    if is_remote(endpoint) or endpoint.startswith("http+unix://"):
-        return endpoint
-    return "http+unix://" + quote(endpoint, safe="")
-
-
-def client_knows_projects(client_class) -> bool:
-    """Whether this pylxd.Client takes a project (pylxd 2.2.11 and later); older ones get it per request."""
-    try:
-        return "project" in inspect.signature(client_class).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def connect(endpoint: Optional[str] = None, project: str = "default", client_cert: Optional[str] = None,
-            client_key: Optional[str] = None, verify=True, timeout: Optional[float] = None,
-            environ: Optional[Mapping[str, str]] = None) -> Tuple[LxdApi, str]:
-    """An LxdApi on ``endpoint`` (a socket path or an https:// URL), or on the first local socket that answers."""
-    cert = (client_cert, client_key) if client_cert else None
-    endpoint = normalize_endpoint(endpoint)
-    tried = []
-    for candidate in [endpoint] if endpoint else socket_candidates(environ):
-        if not is_remote(candidate) and not os.path.exists(candidate):
-            tried.append(f"{candidate} (no such socket)")
-            continue
-        options = {"project": project} if client_knows_projects(pylxd.Client) else {}
-        try:
-            client = pylxd.Client(endpoint=client_endpoint(candidate), cert=cert, verify=verify, timeout=timeout,
-                                  **options)
-        except pylxd_exceptions.ClientConnectionFailed as exc:
-            tried.append(f"{candidate} ({exc or 'no answer'})")
-            continue
-        except Exception as exc:  # requests and TLS errors come in many types
-            tried.append(f"{candidate} ({type(exc).__name__}: {exc})")
-            continue
-        if not client.trusted:
-            raise LxdError(f"the LXD daemon at {candidate} does not trust this client; "
-                           "add its certificate with `lxc config trust add`")
-        return LxdApi(client, project, timeout), candidate
-    option = "endpoint" if endpoint else "endpoint (none given, so the usual sockets were tried)"
-    raise LxdError(f"no LXD daemon answered; tried: {'; '.join(tried)}. Check that LXD runs, or set {option} "
-                   "to its unix socket path or https:// URL")
 
 
 @dataclass(frozen=True)
@@ -245,91 +89,6 @@ class InstanceRecord:
     def monitor_name(self) -> str:
         """The name its [lxc monitor] process carries: PROJECT_NAME outside the default project."""
         return self.name if self.project == "default" else f"{self.project}_{self.name}"
-
-
-def parse_monitor(cmdline: Sequence[str]) -> Optional[Tuple[str, str]]:
-    """(lxcpath, name) of an ``[lxc monitor] LXCPATH NAME`` command line; None for any other process."""
-    text = " ".join(cmdline).strip()
-    if not text.startswith(MONITOR_PREFIX):
-        return None
-    lxcpath, _sep, name = text[len(MONITOR_PREFIX):].rpartition(" ")
-    if not lxcpath or not name:
-        return None
-    return lxcpath, name
-
-
-@dataclass
-class HostScan:
-    """Guests found in the host's /proc: init PID by monitor name, matching process PIDs by init PID."""
-
-    inits: Dict[str, int] = field(default_factory=dict)
-    processes: Dict[int, List[int]] = field(default_factory=dict)
-
-
-def _read_bytes(path: str) -> bytes:
-    with open(path, "rb") as stream:
-        return stream.read()
-
-
-def _pid_namespace(proc_root: str, pid: int) -> str:
-    return os.readlink(os.path.join(proc_root, str(pid), "ns", "pid"))
-
-
-def scan_host(proc_root: str, lxd_dir: str, daemon_pid: int, process_names: Sequence[str]) -> HostScan:
-    """One pass over the host's /proc: each guest's init and its processes named like ``process_names``."""
-    lxcpath = os.path.join(lxd_dir, "containers")
-    daemon_ns = _pid_namespace(proc_root, daemon_pid)
-    children = defaultdict(list)
-    monitors = {}
-    candidates = []
-    for entry in os.listdir(proc_root):
-        if not entry.isdigit():
-            continue
-        pid = int(entry)
-        try:
-            comm, ppid = parse_stat(_read_bytes(os.path.join(proc_root, entry, "stat")).decode("utf-8", "replace"))
-            cmdline = parse_cmdline(_read_bytes(os.path.join(proc_root, entry, "cmdline")))
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-        children[ppid].append(pid)
-        if comm_matches(comm, process_names):
-            candidates.append(pid)
-        monitor = parse_monitor(cmdline)
-        if monitor and os.path.normpath(monitor[0]) == os.path.normpath(lxcpath):
-            monitors[pid] = monitor[1]
-    scan = HostScan()
-    init_by_ns = {}
-    for monitor_pid, name in monitors.items():
-        try:
-            # A nested LXD's monitors show in the host's /proc too; only ours share its PID namespace.
-            if _pid_namespace(proc_root, monitor_pid) != daemon_ns or not children.get(monitor_pid):
-                continue
-            init = min(children[monitor_pid])
-            init_by_ns[_pid_namespace(proc_root, init)] = init
-        except OSError:
-            continue
-        scan.inits[name] = init
-        scan.processes[init] = []
-    for pid in candidates:
-        try:
-            init = init_by_ns.get(_pid_namespace(proc_root, pid))
-        except OSError:
-            continue
-        if init is not None:
-            scan.processes[init].append(pid)
-    return scan
-
-
-def local_daemon(proc_root: str, server_pid: Optional[int]) -> bool:
-    """Whether the daemon that answered runs in this PID namespace, so its guests show in our /proc."""
-    if not server_pid:
-        return False
-    try:
-        comm = _read_bytes(os.path.join(proc_root, str(server_pid), "comm")).decode("utf-8", "replace").strip()
-        same_ns = _pid_namespace(proc_root, server_pid) == os.readlink(os.path.join(proc_root, "self", "ns", "pid"))
-    except OSError:
-        return False
-    return same_ns and comm in DAEMON_NAMES
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,110 @@
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Note that this module util is **PRIVATE** to the collection. It can change at any time.
+
+"""The LXD host's /proc view of its guests.
+
+Each running container has an ``[lxc monitor] LXD_DIR/containers NAME`` process whose child is
+the guest's init. One pass over /proc finds every init and the processes that share its PID
+namespace, so a guest's limits are read from the host without running anything inside it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import comm_matches, parse_cmdline, parse_stat
+
+DAEMON_NAMES = ("lxd", "incusd")
+MONITOR_PREFIX = "[lxc monitor] "
+
+
+def parse_monitor(cmdline: Sequence[str]) -> Optional[Tuple[str, str]]:
+    """(lxcpath, name) of an ``[lxc monitor] LXCPATH NAME`` command line; None for any other process."""
+    text = " ".join(cmdline).strip()
+    if not text.startswith(MONITOR_PREFIX):
+        return None
+    lxcpath, _sep, name = text[len(MONITOR_PREFIX):].rpartition(" ")
+    if not lxcpath or not name:
+        return None
+    return lxcpath, name
+
+
+@dataclass
+class HostScan:
+    """Guests found in the host's /proc: init PID by monitor name, matching process PIDs by init PID."""
+
+    inits: Dict[str, int] = field(default_factory=dict)
+    processes: Dict[int, List[int]] = field(default_factory=dict)
+
+
+def _read_bytes(path: str) -> bytes:
+    with open(path, "rb") as stream:
+        return stream.read()
+
+
+def _pid_namespace(proc_root: str, pid: int) -> str:
+    return os.readlink(os.path.join(proc_root, str(pid), "ns", "pid"))
+
+
+def scan_host(proc_root: str, lxd_dir: str, daemon_pid: int, process_names: Sequence[str]) -> HostScan:
+    """One pass over the host's /proc: each guest's init and its processes named like ``process_names``."""
+    lxcpath = os.path.join(lxd_dir, "containers")
+    daemon_ns = _pid_namespace(proc_root, daemon_pid)
+    children = defaultdict(list)
+    monitors = {}
+    candidates = []
+    for entry in os.listdir(proc_root):
+        if not entry.isdigit():
+            continue
+        pid = int(entry)
+        try:
+            comm, ppid = parse_stat(_read_bytes(os.path.join(proc_root, entry, "stat")).decode("utf-8", "replace"))
+            cmdline = parse_cmdline(_read_bytes(os.path.join(proc_root, entry, "cmdline")))
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        children[ppid].append(pid)
+        if comm_matches(comm, process_names):
+            candidates.append(pid)
+        monitor = parse_monitor(cmdline)
+        if monitor and os.path.normpath(monitor[0]) == os.path.normpath(lxcpath):
+            monitors[pid] = monitor[1]
+    scan = HostScan()
+    init_by_ns = {}
+    for monitor_pid, name in monitors.items():
+        try:
+            # A nested LXD's monitors show in the host's /proc too; only ours share its PID namespace.
+            if _pid_namespace(proc_root, monitor_pid) != daemon_ns or not children.get(monitor_pid):
+                continue
+            init = min(children[monitor_pid])
+            init_by_ns[_pid_namespace(proc_root, init)] = init
+        except OSError:
+            continue
+        scan.inits[name] = init
+        scan.processes[init] = []
+    for pid in candidates:
+        try:
+            init = init_by_ns.get(_pid_namespace(proc_root, pid))
+        except OSError:
+            continue
+        if init is not None:
+            scan.processes[init].append(pid)
+    return scan
+
+
+def local_daemon(proc_root: str, server_pid: Optional[int]) -> bool:
+    """Whether the daemon that answered runs in this PID namespace, so its guests show in our /proc."""
+    if not server_pid:
+        return False
+    try:
+        comm = _read_bytes(os.path.join(proc_root, str(server_pid), "comm")).decode("utf-8", "replace").strip()
+        same_ns = _pid_namespace(proc_root, server_pid) == os.readlink(os.path.join(proc_root, "self", "ns", "pid"))
+    except OSError:
+        return False
+    return same_ns and comm in DAEMON_NAMES
+
