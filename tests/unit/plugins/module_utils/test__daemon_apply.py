@@ -1,0 +1,493 @@
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import pytest
+from _daemon_host import (
+    DAEMON_ARGV,
+    KIB,
+    MIB,
+    SHOW_DEB,
+    SHOW_SIGNAL_RELOAD,
+    SHOW_SNAP,
+    FakeHost,
+    show_text,
+)
+from _host_proc import PRIVILEGED_MAP, UNPRIVILEGED_MAP, HostProc
+
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._daemon_apply import (
+    DEFERRED,
+    RAISED_LIVE,
+    RELOADED,
+    RESTARTED,
+    UNCHANGED,
+    DaemonApplyError,
+    DaemonHost,
+    ProcessInfo,
+    apply_limit,
+    can_raise_hard_limit,
+    daemon_pids,
+    decide,
+    is_daemon_process,
+    is_lxd_snap_reload,
+    parse_exec_value,
+    parse_show,
+    reload_restarts_daemon,
+    restart_keeps_instances,
+    systemd_gives,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, parse_limit
+
+L = parse_limit
+NO_CAP = "has CAP_SYS_RESOURCE only in a user namespace, and the kernel checks it in the initial one"
+CAP = "has CAP_SYS_RESOURCE in the initial user namespace"
+CAP_SYS_RESOURCE_BIT = 1 << 24
+
+
+def unit_of(template, limit="8M", main_pid=231, state="active"):
+    return parse_show(show_text(template, main_pid, L(limit), state), "x.service")
+
+
+DEB = unit_of(SHOW_DEB)
+SNAP = unit_of(SHOW_SNAP)
+SIGNAL_RELOAD = unit_of(SHOW_SIGNAL_RELOAD)
+
+
+# ---- parsing: systemd 252's own `systemctl show` output -------------------------------------
+
+def test_parse_show_deb():
+    unit = parse_show(show_text(SHOW_DEB, 231, L("512K:8M")), "lxd.service")
+    assert unit.name == "lxd.service" and unit.load_state == "loaded" and unit.active_state == "active"
+    assert unit.main_pid == 231 and unit.kill_mode == "process" and unit.restart == "on-failure"
+    assert unit.exec_stop == () and unit.exec_reload == ()
+    assert unit.limit == MemlockLimit(512 * KIB, 8 * MIB)
+    assert not unit.need_daemon_reload
+
+
+def test_parse_show_snap():
+    unit = parse_show(show_text(SHOW_SNAP, 0, L("infinity"), "inactive", need_reload=True), "snap.lxd.daemon")
+    assert unit.name == "snap.lxd.daemon.service" and unit.main_pid is None
+    assert unit.exec_stop == (("/usr/bin/snap", "run", "--command=stop", "lxd.daemon"),)
+    assert unit.exec_reload == (("/usr/bin/snap", "run", "--command=reload", "lxd.daemon"),)
+    assert unit.limit == MemlockLimit(None, None) and unit.need_daemon_reload
+
+
+def test_parse_show_two_exec_stop_lines():
+    # systemd 252, a unit with ExecStop=/bin/echo "a b" c and ExecStop=-/bin/true: argv joined unquoted.
+    text = (
+        "MainPID=0\n"
+        "ExecStop={ path=/bin/echo ; argv[]=/bin/echo a b c ; ignore_errors=no ; start_time=[n/a] ; "
+        "stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n"
+        "ExecStop={ path=/bin/true ; argv[]=/bin/true ; ignore_errors=yes ; start_time=[n/a] ; "
+        "stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n"
+    )
+    assert parse_show(text, "two.service").exec_stop == (("/bin/echo", "a", "b", "c"), ("/bin/true",))
+
+
+@pytest.mark.parametrize("value, argv", [
+    ("{ path=/bin/kill ; argv[]=/bin/kill -HUP $MAINPID ; ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; "
+     "pid=0 ; code=(null) ; status=0/0 }", ("/bin/kill", "-HUP", "$MAINPID")),
+    ("{ path=/bin/x ; argv[]=/bin/x it's ; flags= ; start_time=[n/a] }", ("/bin/x", "it's")),
+    ("", None),
+])
+def test_parse_exec_value(value, argv):
+    assert parse_exec_value(value) == argv
+
+
+def test_parse_show_refuses_a_garbled_limit():
+    with pytest.raises(DaemonApplyError, match="unit: cannot read"):
+        parse_show("LimitMEMLOCK=lots\nLimitMEMLOCKSoft=1\n", "lxd.service")
+
+
+# ---- which process is the daemon -------------------------------------------------------------
+
+def test_daemon_pids_deb_main_pid_is_the_daemon():
+    processes = [
+        ProcessInfo(231, 1, "lxd", DAEMON_ARGV["deb"]),
+        ProcessInfo(178, 1, "lxd", ("[lxc monitor] /var/lib/lxd/containers t1",)),
+        ProcessInfo(300, 231, "lxd", ("/usr/bin/lxd", "forkstart", "t2", "/var/lib/lxd/containers")),
+    ]
+    assert daemon_pids(231, processes) == [231]
+
+
+def test_daemon_pids_snap_is_the_lxd_child_of_daemon_start():
+    processes = [
+        ProcessInfo(900, 1, "daemon.start", ("/bin/sh", "/snap/lxd/current/commands/daemon.start")),
+        ProcessInfo(950, 900, "lxd", DAEMON_ARGV["snap"]),
+        ProcessInfo(951, 900, "lxd", ("lxd", "waitready")),
+        ProcessInfo(940, 900, "lxcfs", ("lxcfs", "/var/snap/lxd/common/var/lib/lxcfs")),
+        ProcessInfo(178, 1, "lxd", ("[lxc monitor] /var/snap/lxd/common/lxd/containers t1",)),
+        ProcessInfo(960, 1, "lxd", DAEMON_ARGV["snap"]),  # a nested host's daemon: not ours
+    ]
+    assert daemon_pids(900, processes) == [950]
+
+
+@pytest.mark.parametrize("process, expected", [
+    (ProcessInfo(1, 0, "lxd", ("lxd",)), True),
+    (ProcessInfo(1, 0, "incusd", DAEMON_ARGV["incus"]), True),
+    (ProcessInfo(1, 0, "lxd", ("/usr/bin/lxd", "forkexec", "g1")), False),
+    (ProcessInfo(1, 0, "lxd", ("[lxc monitor] /var/lib/lxd/containers g1",)), False),
+    (ProcessInfo(1, 0, "lxd", ()), False),
+    (ProcessInfo(1, 0, "dnsmasq", ("dnsmasq", "--keep-in-foreground")), False),
+])
+def test_is_daemon_process(process, expected):
+    assert is_daemon_process(process) is expected
+
+
+def test_daemon_pids_of_nothing():
+    assert daemon_pids(None, []) == []
+    assert daemon_pids(5, []) == []
+
+
+# ---- capabilities ----------------------------------------------------------------------------
+
+def status_text(cap_eff):
+    return f"Name:\tpython3\nPid:\t77\nPPid:\t1\nCapEff:\t{cap_eff:016x}\n"
+
+
+@pytest.mark.parametrize("cap_eff, uid_map, allowed, why", [
+    (0x1FFFFFFFFFF, PRIVILEGED_MAP, True, "initial user namespace"),
+    (CAP_SYS_RESOURCE_BIT, PRIVILEGED_MAP, True, "initial user namespace"),
+    (0x1FFFFFFFFFF & ~CAP_SYS_RESOURCE_BIT, PRIVILEGED_MAP, False, "lacks CAP_SYS_RESOURCE"),
+    (0x1FFFFFFFFFF, UNPRIVILEGED_MAP, False, "only in a user namespace"),  # root in an LXD container
+    (0, UNPRIVILEGED_MAP, False, "lacks"),
+])
+def test_can_raise_hard_limit(cap_eff, uid_map, allowed, why):
+    can, reason = can_raise_hard_limit(status_text(cap_eff), uid_map)
+    assert can is allowed and why in reason
+
+
+# ---- judging ---------------------------------------------------------------------------------
+
+def test_systemd_gives_clamps_to_its_own_hard_limit():
+    assert systemd_gives(L("infinity"), 8 * MIB) == L("8M")
+    assert systemd_gives(L("512K:infinity"), 8 * MIB) == L("512K:8M")
+    assert systemd_gives(L("4M"), 8 * MIB) == L("4M")
+    assert systemd_gives(L("infinity"), None) == L("infinity")
+
+
+def test_restart_keeps_instances_from_properties_not_names():
+    assert restart_keeps_instances(DEB)[0]
+    keeps, why = restart_keeps_instances(SNAP)
+    assert not keeps and "ExecStop=" in why and "--command=stop" in why
+    # The same deb unit given an ExecStop= by a drop-in is no longer safe to restart.
+    with_stop = parse_show(
+        show_text(SHOW_DEB, 231, L("8M")) + "ExecStop={ path=/usr/bin/lxd ; argv[]=/usr/bin/lxd shutdown ; "
+        "ignore_errors=no ; start_time=[n/a] ; stop_time=[n/a] ; pid=0 ; code=(null) ; status=0/0 }\n",
+        "lxd.service")
+    assert not restart_keeps_instances(with_stop)[0]
+    control_group = parse_show(show_text(SHOW_DEB, 231, L("8M")).replace("KillMode=process", "KillMode=control-group"),
+                               "lxd.service")
+    keeps, why = restart_keeps_instances(control_group)
+    assert not keeps and "KillMode=control-group" in why
+
+
+def test_reload_restarts_daemon_only_for_the_snaps_reload():
+    assert reload_restarts_daemon(SNAP)[0]
+    assert not reload_restarts_daemon(DEB)[0]
+    reloads, why = reload_restarts_daemon(SIGNAL_RELOAD)
+    assert not reloads and "/bin/kill -HUP" in why
+    no_restart = parse_show(show_text(SHOW_SNAP, 231, L("8M")).replace("Restart=on-failure", "Restart=no"), "s")
+    assert not reload_restarts_daemon(no_restart)[0]
+    control_group = parse_show(show_text(SHOW_SNAP, 231, L("8M")).replace("KillMode=process", "KillMode=mixed"), "s")
+    assert not reload_restarts_daemon(control_group)[0]
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (("/usr/bin/snap", "run", "--command=reload", "lxd.daemon"), True),
+    (("snap", "run", "--command=reload", "lxd_test.daemon"), True),
+    (("/usr/bin/snap", "run", "--command=stop", "lxd.daemon"), False),
+    (("/usr/bin/snap", "run", "--command=reload", "microk8s.daemon-kubelite"), False),
+    (("/bin/kill", "-HUP", "$MAINPID"), False),
+    ((), False),
+])
+def test_is_lxd_snap_reload(argv, expected):
+    assert is_lxd_snap_reload(argv) is expected
+
+
+# The decision table: (id, unit, wanted, daemon now, ceiling, can raise hard, opt-in) -> action.
+TABLE = [
+    ("same-limit", DEB, "8M", "8M", None, False, False, UNCHANGED),
+    ("soft-up-to-hard-no-cap", DEB, "8M", "512K:8M", None, False, False, RAISED_LIVE),
+    ("lower-no-cap", DEB, "1M:2M", "8M", None, False, False, RAISED_LIVE),
+    ("hard-up-with-cap-deb", DEB, "8M", "2M", None, True, False, RAISED_LIVE),
+    ("hard-up-with-cap-snap", SNAP, "8M", "2M", None, True, False, RAISED_LIVE),
+    ("hard-up-no-cap-deb-restarts", DEB, "8M", "2M", None, False, False, RESTARTED),
+    ("hard-up-no-cap-snap-reloads", SNAP, "8M", "2M", None, False, False, RELOADED),
+    ("hard-up-no-cap-snap-reloads-even-with-opt-in", SNAP, "8M", "2M", None, False, True, RELOADED),
+    ("hard-up-no-cap-signal-reload-deferred", unit_of(SHOW_SIGNAL_RELOAD.replace(
+        "KillMode=process", "KillMode=control-group")), "8M", "2M", None, False, False, DEFERRED),
+    ("hard-up-no-cap-signal-reload-opt-in", unit_of(SHOW_SIGNAL_RELOAD.replace(
+        "KillMode=process", "KillMode=control-group")), "8M", "2M", None, False, True, RESTARTED),
+    ("unit-gives-another-limit", unit_of(SHOW_DEB, "4M"), "8M", "2M", None, False, False, DEFERRED),
+    ("infinity-clamped-already-there", unit_of(SHOW_DEB, "infinity"), "infinity", "8M", 8 * MIB, False, False,
+     UNCHANGED),
+    ("infinity-clamped-soft-up", unit_of(SHOW_DEB, "infinity"), "infinity", "512K:8M", 8 * MIB, False, False,
+     RAISED_LIVE),
+    ("not-running", unit_of(SHOW_DEB, main_pid=0, state="inactive"), "8M", None, None, False, False, DEFERRED),
+]
+
+
+@pytest.mark.parametrize("unit, wanted, running, ceiling, can_raise, allow, action",
+                         [case[1:] for case in TABLE], ids=[case[0] for case in TABLE])
+def test_decision_table(unit, wanted, running, ceiling, can_raise, allow, action):
+    running_limit = L(running) if running else None
+    pid = unit.main_pid if running else None
+    decision = decide(unit, L(wanted), running_limit, pid, ceiling, can_raise, CAP if can_raise else NO_CAP, allow)
+    assert decision.action == action, decision.reason
+    assert decision.keeps_instances is not (action == RESTARTED and "allow_stopping_instances=true" in decision.reason)
+
+
+def test_snap_without_opt_in_is_never_restarted_when_reload_is_impossible():
+    snap_no_reload = parse_show(show_text(SHOW_SNAP, 231, L("8M")).replace("Restart=on-failure", "Restart=no"), "s")
+    decision = decide(snap_no_reload, L("8M"), L("2M"), 950, None, False, NO_CAP, False)
+    assert decision.action == DEFERRED
+    assert "allow_stopping_instances=true" in decision.reason and "--command=stop" in decision.reason
+    allowed = decide(snap_no_reload, L("8M"), L("2M"), 950, None, False, NO_CAP, True)
+    assert allowed.action == RESTARTED and not allowed.keeps_instances
+
+
+def test_reasons_name_what_was_judged():
+    live = decide(DEB, L("8M"), L("512K:8M"), 231, None, False, NO_CAP, False)
+    assert "PID 231" in live.reason and "prlimit(2)" in live.reason and "hard limit does not grow" in live.reason
+    restart = decide(DEB, L("8M"), L("2M"), 231, None, False, NO_CAP, False)
+    assert "KillMode=process and no ExecStop=" in restart.reason and "CAP_SYS_RESOURCE" in restart.reason
+    deferred = decide(unit_of(SHOW_DEB, "4M"), L("8M"), L("2M"), 231, None, False, NO_CAP, False)
+    assert "LimitMEMLOCK=4M" in deferred.reason and "memlock_dropin" in deferred.reason
+    clamped = decide(unit_of(SHOW_DEB, "infinity"), L("infinity"), L("8M"), 231, 8 * MIB, False, NO_CAP, False)
+    assert clamped.target == L("8M") and "lowered to the hard limit 8M" in clamped.reason
+
+
+# ---- acting, on a simulated host of each flavour ---------------------------------------------
+
+def test_deb_soft_raise_is_live_and_keeps_every_pid():
+    host = FakeHost("deb", MemlockLimit(512 * KIB, 8 * MIB), loaded=L("8M"))
+    before = host.instance_pids()
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.decision.action == RAISED_LIVE and outcome.changed
+    assert outcome.daemon_pid == outcome.daemon_pid_before == host.daemon_pid
+    assert outcome.limit_before == L("512K:8M") and outcome.limit_after == L("8M")
+    assert host.acts() == [("prlimit", host.daemon_pid, L("8M"))]
+    assert host.instance_pids() == before
+    # Running guests keep what they started with; a guest started now gets the new limit.
+    assert {limit for _pid, limit in host.instances.values()} == {L("512K:8M")}
+    host.start_guest("vault-c")
+    assert host.instances["vault-c"][1] == L("8M")
+    assert outcome.persistent
+
+
+def test_deb_hard_raise_without_capability_restarts_and_keeps_instances():
+    host = FakeHost("deb", L("2M"), loaded=L("8M"))
+    before, old_pid = host.instance_pids(), host.daemon_pid
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.decision.action == RESTARTED and outcome.decision.keeps_instances
+    assert [call[0] for call in host.acts()] == ["restart"]
+    assert outcome.daemon_pid != old_pid and outcome.limit_after == L("8M")
+    assert host.instance_pids() == before
+
+
+def test_hard_raise_with_capability_is_live():
+    host = FakeHost("deb", L("2M"), loaded=L("8M"), can_raise=True)
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.decision.action == RAISED_LIVE and outcome.can_raise_hard
+    assert [call[0] for call in host.acts()] == ["prlimit"]
+
+
+def test_eperm_despite_capability_falls_back_to_restart():
+    host = FakeHost("deb", L("2M"), loaded=L("8M"), can_raise=True, kernel_allows_hard=False)
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.hard_raise_refused and outcome.decision.action == RESTARTED
+    assert "refused by the kernel (EPERM)" in outcome.decision.reason
+    assert [call[0] for call in host.acts()] == ["prlimit", "restart"]
+
+
+def test_eperm_on_a_change_that_needs_no_capability_fails():
+    host = FakeHost("deb", L("2M"), loaded=L("8M"))
+
+    def refuse(pid, limit):
+        raise PermissionError(1, "Operation not permitted")
+    host.set_limit = refuse
+    with pytest.raises(DaemonApplyError, match="refused although its hard limit does not grow"):
+        apply_limit(host, "lxd.service", L("1M"))
+
+
+def test_snap_hard_raise_without_capability_reloads_never_restarts():
+    """The snap's restart runs daemon.stop as a host shutdown: every instance goes down. Only the
+    reload may give the daemon a new hard limit without stopping them."""
+    host = FakeHost("snap", L("2M"), files=L("8M"), restart_delay=1.5)
+    before, old_daemon, old_main = host.instance_pids(), host.daemon_pid, host.main_pid
+    outcome = apply_limit(host, "snap.lxd.daemon.service", L("8M"))
+    assert outcome.decision.action == RELOADED
+    assert ("restart", "snap.lxd.daemon.service") not in host.calls
+    assert [call[0] for call in host.acts()] == ["daemon-reload", "reload"]
+    assert host.instance_pids() == before
+    assert outcome.daemon_pid == host.daemon_pid != old_daemon and host.main_pid != old_main
+    assert outcome.limit_after == L("8M") and outcome.daemon_reloaded
+
+
+def test_snap_soft_raise_is_live_on_the_lxd_process_not_daemon_start():
+    host = FakeHost("snap", L("512K:8M"), loaded=L("8M"))
+    outcome = apply_limit(host, "snap.lxd.daemon.service", L("8M"))
+    assert outcome.decision.action == RAISED_LIVE
+    assert host.acts() == [("prlimit", host.daemon_pid, L("8M"))] and host.daemon_pid != host.main_pid
+
+
+def test_snap_without_reload_defers_without_opt_in_and_stops_instances_with_it():
+    template = SHOW_SNAP.replace("Restart=on-failure", "Restart=no")
+    host = FakeHost("snap", L("2M"), loaded=L("8M"), template=template)
+    outcome = apply_limit(host, "snap.lxd.daemon.service", L("8M"))
+    assert outcome.decision.action == DEFERRED and host.acts() == [] and len(host.instances) == 2
+    outcome = apply_limit(host, "snap.lxd.daemon.service", L("8M"), allow_stopping_instances=True)
+    assert outcome.decision.action == RESTARTED and not outcome.decision.keeps_instances
+    assert host.instances == {}  # what the opt-in costs
+    assert any("allow_stopping_instances=true" in warning for warning in outcome.warnings)
+
+
+def test_incus_hard_raise_restarts_and_keeps_instances():
+    host = FakeHost("incus", L("2M"), loaded=L("8M"))
+    before = host.instance_pids()
+    outcome = apply_limit(host, "incus.service", L("8M"))
+    assert outcome.decision.action == RESTARTED and host.instance_pids() == before
+    assert outcome.limit_after == L("8M")
+
+
+def test_signal_only_reload_is_not_taken_for_a_new_limit():
+    template = SHOW_SIGNAL_RELOAD.replace("KillMode=process", "KillMode=control-group")
+    host = FakeHost("deb", L("2M"), loaded=L("8M"), template=template)
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.decision.action == DEFERRED and host.acts() == []
+
+
+def test_unchanged_and_deferred_touch_nothing():
+    host = FakeHost("deb", L("8M"))
+    assert apply_limit(host, "lxd.service", L("8M")).decision.action == UNCHANGED
+    host = FakeHost("deb", L("2M"), loaded=L("4M"))
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.decision.action == DEFERRED and not outcome.changed and host.acts() == []
+    host = FakeHost("deb", L("2M"), running=False)
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.decision.action == DEFERRED and outcome.daemon_pid is None and "does not run" in outcome.decision.reason
+
+
+@pytest.mark.parametrize("flavour, running, loaded, files", [
+    ("deb", "512K:8M", "8M", "8M"),      # would raise live
+    ("deb", "2M", "8M", "8M"),           # would restart
+    ("snap", "2M", "8M", "8M"),          # would reload
+    ("incus", "2M", "8M", "8M"),         # would restart
+])
+def test_check_mode_changes_nothing(flavour, running, loaded, files):
+    host = FakeHost(flavour, L(running), loaded=L(loaded), files=L(files))
+    unit = {"deb": "lxd.service", "snap": "snap.lxd.daemon.service", "incus": "incus.service"}[flavour]
+    before = (host.main_pid, host.daemon_pid, dict(host.limits), host.instance_pids())
+    outcome = apply_limit(host, unit, L("8M"), check_mode=True)
+    assert outcome.changed and outcome.decision.action in (RAISED_LIVE, RESTARTED, RELOADED)
+    assert host.acts() == []
+    assert (host.main_pid, host.daemon_pid, dict(host.limits), host.instance_pids()) == before
+    assert outcome.limit_after == L(running)
+
+
+def test_check_mode_runs_no_daemon_reload_and_says_it_judges_by_the_loaded_unit():
+    host = FakeHost("snap", L("2M"), loaded=L("2M"), files=L("8M"))
+    outcome = apply_limit(host, "snap.lxd.daemon.service", L("8M"), check_mode=True)
+    assert host.acts() == [] and not outcome.daemon_reloaded
+    assert outcome.decision.action == DEFERRED and "LimitMEMLOCK=2M" in outcome.decision.reason
+    assert any("check mode judges by the loaded ones" in warning for warning in outcome.warnings)
+
+
+def test_wanted_defaults_to_the_units_loaded_limit():
+    host = FakeHost("deb", L("512K:8M"), loaded=L("8M"))
+    outcome = apply_limit(host, "lxd.service", None)
+    assert outcome.wanted == L("8M") and outcome.decision.action == RAISED_LIVE
+
+
+def test_live_raise_beyond_the_unit_is_not_persistent():
+    host = FakeHost("deb", L("512K:8M"), loaded=L("512K:8M"))
+    outcome = apply_limit(host, "lxd.service", L("8M"))
+    assert outcome.decision.action == RAISED_LIVE and not outcome.persistent
+
+
+def test_a_daemon_that_never_comes_back_times_out():
+    host = FakeHost("snap", L("2M"), loaded=L("8M"), restart_delay=1000)
+    with pytest.raises(DaemonApplyError, match="did not run a new daemon within 5 seconds"):
+        apply_limit(host, "snap.lxd.daemon.service", L("8M"), timeout=5)
+
+
+def test_a_daemon_back_on_another_limit_fails():
+    host = FakeHost("deb", L("2M"), loaded=L("8M"))
+    host.ceiling = 4 * MIB  # systemd lowers what the restart gives, unforeseen by the decision
+    host.systemd_ceiling = lambda: None
+    with pytest.raises(DaemonApplyError, match="runs with 4M after 'restarted', not 8M"):
+        apply_limit(host, "lxd.service", L("8M"))
+
+
+def test_unit_not_loaded_fails():
+    host = FakeHost("deb", L("8M"))
+    host.template = SHOW_DEB.replace("LoadState=loaded", "LoadState=not-found")
+    with pytest.raises(DaemonApplyError, match="unit: lxd.service is not a loaded unit"):
+        apply_limit(host, "lxd.service", L("8M"))
+
+
+# ---- DaemonHost on a /proc tree and a recorded systemctl -------------------------------------
+
+def test_daemon_host_reads_proc(tmp_path):
+    proc = HostProc(tmp_path / "proc")
+    proc.add(900, "daemon.start", cmdline="/bin/sh\0/snap/lxd/current/commands/daemon.start", limit=(2 * MIB,))
+    proc.add(950, "lxd", ppid=900, cmdline="lxd\0--logfile\0/var/snap/lxd/common/lxd/logs/lxd.log",
+             limit=(512 * KIB, 8 * MIB))
+    proc.add(1, "systemd", ppid=0, cmdline="/sbin/init", limit=(8 * MIB,), cap_eff=0x1FFFFFFFFFF)
+    host = DaemonHost(lambda argv: (0, "", ""), "systemctl", str(tmp_path / "proc"))
+    assert daemon_pids(900, host.processes()) == [950]
+    assert host.read_limit(950) == L("512K:8M")
+    # PID 1 in a user namespace cannot go past its hard limit: that is the ceiling.
+    assert host.systemd_ceiling() == 8 * MIB
+
+
+def test_daemon_host_systemctl_calls_and_failures():
+    calls = []
+
+    def run(argv):
+        calls.append(list(argv))
+        if argv[1] == "restart":
+            return 1, "", "Job for lxd.service failed."
+        return 0, show_text(SHOW_DEB, 231, L("8M")), ""
+    host = DaemonHost(run, "/bin/systemctl")
+    assert host.show("lxd.service").main_pid == 231
+    assert calls[0][:2] == ["/bin/systemctl", "show"] and calls[0][-1] == "lxd.service"
+    assert "--property=ExecStop" in calls[0] and "--property=LimitMEMLOCKSoft" in calls[0]
+    host.reload("lxd.service")
+    host.daemon_reload()
+    assert calls[1] == ["/bin/systemctl", "reload", "lxd.service"] and calls[2] == ["/bin/systemctl", "daemon-reload"]
+    with pytest.raises(DaemonApplyError, match="'systemctl restart lxd.service' failed with rc=1: Job for"):
+        host.restart("lxd.service")
+
+
+def test_set_limit_calls_prlimit(monkeypatch):
+    import resource
+
+    seen = []
+    monkeypatch.setattr(resource, "prlimit", lambda pid, which, value: seen.append((pid, which, value)))
+    DaemonHost(None).set_limit(950, L("8M:infinity"))
+    assert seen == [(950, resource.RLIMIT_MEMLOCK, (8 * MIB, resource.RLIM_INFINITY))]
+
+
+def test_set_limit_on_this_process_for_real():
+    """prlimit(2) on ourselves: lowering the soft limit needs no privilege; a hard limit above the
+    current one needs CAP_SYS_RESOURCE in the initial user namespace, as the kernel decides."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_MEMLOCK)
+    host = DaemonHost(None)
+    pid = os.getpid()
+    try:
+        lower = 64 * KIB if soft == resource.RLIM_INFINITY else min(soft, 64 * KIB)
+        host.set_limit(pid, MemlockLimit(lower, None if hard == resource.RLIM_INFINITY else hard))
+        assert host.read_limit(pid).soft == lower
+        can, _why = host.may_raise_hard()
+        if hard != resource.RLIM_INFINITY and not can:
+            with pytest.raises(PermissionError):
+                host.set_limit(pid, MemlockLimit(lower, hard + 4096))
+    finally:
+        resource.setrlimit(resource.RLIMIT_MEMLOCK, (soft, hard))
