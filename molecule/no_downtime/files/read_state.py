@@ -1,0 +1,24 @@
+#!/usr/bin/python3
+"""Print, as JSON, lxd.service's daemon and each named guest: PID, status and memlock limit,
+read from this host's /proc (the guest's PID 1 as the host sees it)."""
+
+import json
+import subprocess
+import sys
+
+
+def memlock(pid):
+    with open(f"/proc/{pid}/limits", encoding="ascii") as limits:
+        for line in limits:
+            if line.startswith("Max locked memory"):
+                return line.split()[3:5]
+    return None
+
+
+main_pid = int(subprocess.check_output(["systemctl", "show", "--property=MainPID", "--value", "lxd.service"]))
+state = {"daemon": {"pid": main_pid, "memlock": memlock(main_pid)}}
+for name in sys.argv[1:]:
+    guest = json.loads(subprocess.check_output(["lxc", "query", f"/1.0/instances/{name}/state"]))
+    pid = guest["pid"]
+    state[name] = {"status": guest["status"], "pid": pid, "memlock": memlock(pid) if pid > 0 else None}
+print(json.dumps(state))
