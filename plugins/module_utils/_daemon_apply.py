@@ -334,7 +334,7 @@ def decide(
     if not hard_grows or can_raise_hard:
         why = "its hard limit does not grow" if not hard_grows else f"this process {raise_why}"
         return Decision(RAISED_LIVE, (
-            f"{here} changed from {format_limit(running)} to {format_limit(target)}{lowered} in place with "
+            f"{here} goes from {format_limit(running)} to {format_limit(target)}{lowered} in place with "
             f"prlimit(2), since {why}; no restart, running instances keep the limit they started with"
         ), target)
 

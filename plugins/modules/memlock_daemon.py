@@ -153,7 +153,7 @@ reason:
   returned: success
   type: str
   sample: >-
-    lxd.service's daemon (PID 231) changed from 512K:8M to 8M in place with prlimit(2), since its hard limit does
+    lxd.service's daemon (PID 231) goes from 512K:8M to 8M in place with prlimit(2), since its hard limit does
     not grow; no restart, running instances keep the limit they started with
 instances_kept:
   description: Whether running instances stay up; V(false) only for a restart allowed by O(allow_stopping_instances).
