@@ -1,4 +1,7 @@
-#!/usr/bin/python3
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
 """Print, as JSON, lxd.service's daemon and each named guest: PID, status and memlock limit,
 read from this host's /proc (the guest's PID 1 as the host sees it)."""
 
