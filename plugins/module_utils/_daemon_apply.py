@@ -584,6 +584,11 @@ def apply_limit(
         if not decision.keeps_instances:
             warnings.append(f"{unit.name} was restarted with allow_stopping_instances=true: {decision.reason}")
 
+    if decision.action in (RAISED_LIVE, UNCHANGED) and not outcome.persistent:
+        warnings.append(
+            f"{unit.name}'s daemon runs with {format_limit(decision.target)} until it restarts; then systemd gives it "
+            f"the unit's LimitMEMLOCK={_spell(unit.limit)}. Write the drop-in (vault_mlock.lxd.memlock_dropin)"
+        )
     if decision.action in CHANGING_ACTIONS:
         outcome.daemon_pid = pids[0]
         outcome.limit_after = host.read_limit(pids[0])

@@ -406,6 +406,8 @@ def test_live_raise_beyond_the_unit_is_not_persistent():
     host = FakeHost("deb", L("512K:8M"), loaded=L("512K:8M"))
     outcome = apply_limit(host, "lxd.service", L("8M"))
     assert outcome.decision.action == RAISED_LIVE and not outcome.persistent
+    assert any("until it restarts" in warning and "LimitMEMLOCK=512K:8M" in warning for warning in outcome.warnings)
+    assert not apply_limit(FakeHost("deb", L("512K:8M"), loaded=L("8M")), "lxd.service", L("8M")).warnings
 
 
 def test_a_daemon_that_never_comes_back_times_out():
