@@ -94,7 +94,7 @@ notes:
   - Only top-level C(disable_mlock) settings count and change; the key is read without regard to case, quoted or
     not, and its value as the server reads it (C(true), C("true"), C(1) are all true), so a setting that already
     means what is wanted keeps its spelling.
-  - The service is not restarted; restart it when RV(changed) (the role C(vault_mlock.lxd.vault_guest) does).
+  - The service is not restarted; restart it when the module reports a change (the role C(vault_mlock.lxd.vault_guest) does).
   - RV(swap) reads the host's swap from C(/proc/meminfo) and C(/proc/swaps). Inside a guest whose C(/proc) is
     virtualised (LXCFS) those show the guest's own swap limit instead; M(vault_mlock.lxd.memlock_probe) on the
     LXD host sees the host's.

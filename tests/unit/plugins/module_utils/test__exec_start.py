@@ -49,8 +49,8 @@ def test_systemctl_show_of_a_unit_without_command_or_an_ex_property():
 @pytest.mark.parametrize(
     "value, argv",
     [
-        ("/usr/bin/bao server -config=/etc/openbao/openbao.hcl", ("/usr/bin/bao", "server",
-                                                                 "-config=/etc/openbao/openbao.hcl")),
+        ("/usr/bin/bao server -config=/etc/openbao/openbao.hcl",
+         ("/usr/bin/bao", "server", "-config=/etc/openbao/openbao.hcl")),
         ('-/usr/bin/bao server "-config=/etc/open bao/x.hcl"', ("/usr/bin/bao", "server", "-config=/etc/open bao/x.hcl")),
         ("!!/usr/bin/vault server -config='/etc/vault.d'", ("/usr/bin/vault", "server", "-config=/etc/vault.d")),
         ("@/usr/bin/bao bao server -config=/etc/%N.hcl", ("/usr/bin/bao", "bao", "server", "-config=/etc/openbao.hcl")),

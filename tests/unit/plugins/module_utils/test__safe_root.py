@@ -108,7 +108,7 @@ def test_directories_and_existence(scene):
 def test_no_descriptor_is_left_open(scene):
     root, _outside = scene
     before = len(os.listdir("/proc/self/fd"))
-    for _ in range(20):
+    for _attempt in range(20):
         read_text_in_root(str(root), "/links/cgroup/system.slice/memory.swap.max")
         with pytest.raises(OSError):
             read_text_in_root(str(root), "/links/loop-a")

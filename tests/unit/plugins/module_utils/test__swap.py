@@ -176,8 +176,8 @@ def test_no_memory_controller_means_an_empty_chain(tmp_path):
 
 
 def test_the_lowest_limit_along_the_chain_applies(tmp_path):
-    cgroup = gather_cgroup_swap(V2_CGROUP, V2_MOUNTINFO, v2_tree(tmp_path, service="max\n", slice_="1048576\n",
-                                                                   guest="max\n"))
+    tree = v2_tree(tmp_path, service="max\n", slice_="1048576\n", guest="max\n")
+    cgroup = gather_cgroup_swap(V2_CGROUP, V2_MOUNTINFO, tree)
     assert cgroup.effective_swap_max == 1048576
 
 
