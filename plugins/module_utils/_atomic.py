@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Union
+from typing import Optional, Union
 
 
-def write_atomic(path: str, content: Union[bytes, str], mode: int = 0o644) -> None:
+def write_atomic(path: str, content: Union[bytes, str], mode: int = 0o644,
+                 uid: Optional[int] = None, gid: Optional[int] = None) -> None:
     """Write ``content`` to ``path`` through a temporary file in the same directory.
 
     The temporary file is created 0600 by mkstemp, so nobody reads or changes it half
-    written; it gets ``mode`` only once complete, then os.replace() puts it in place.
+    written; it gets ``mode`` (and ``uid``/``gid`` when given, so that a file another user
+    reads keeps its owner) only once complete, then os.replace() puts it in place.
     Text is written as UTF-8. On any error the temporary file is removed and ``path``
     keeps its old content. The directory is fsynced so the rename survives a crash.
     """
@@ -30,6 +32,8 @@ def write_atomic(path: str, content: Union[bytes, str], mode: int = 0o644) -> No
             tmp.write(content)
             tmp.flush()
             os.fsync(tmp.fileno())
+            if uid is not None or gid is not None:
+                os.fchown(tmp.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
             os.fchmod(tmp.fileno(), mode)
         os.replace(tmp_path, path)
     except BaseException:

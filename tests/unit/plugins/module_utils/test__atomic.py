@@ -177,3 +177,12 @@ def test_two_writers_at_once_leave_one_whole_file_and_readers_never_see_a_mix(tm
     assert os.listdir(str(tmp_path)) == ["00-memlock.conf"]
     with open(path, encoding="ascii") as handle:
         assert handle.read() in ("a" * 65536, "b" * 65536)
+
+
+def test_owner_and_group_are_set_when_given(tmp_path):
+    target = tmp_path / "openbao.hcl"
+    write_atomic(str(target), "ui = true\n", 0o640, uid=1234, gid=2345)
+    info = os.stat(target)
+    assert (info.st_uid, info.st_gid, _mode(target)) == (1234, 2345, 0o640)
+    write_atomic(str(target), "ui = false\n", 0o640, gid=3456)  # the owner stays as the writer's
+    assert (os.stat(target).st_uid, os.stat(target).st_gid) == (os.getuid(), 3456)

@@ -1,0 +1,364 @@
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+# Note that this module util is **PRIVATE** to the collection. It can change at any time.
+
+"""Can swap take the memory of a server that does not lock it? One judgement and one sentence.
+
+OpenBao never locks its memory, nor does Vault with ``disable_mlock = true``. Their secrets stay
+out of swap only when the host has no swap, or when the kernel refuses swap to their cgroup:
+``memory.swap.max`` is 0 there or in a cgroup above (systemd's ``MemorySwapMax=0``, LXD's
+``limits.memory.swap=false`` on a cgroup v2 host). systemd accepts ``MemorySwapMax=0`` even
+where no ``memory.swap.max`` exists (the guest was given no memory controller, or the memory
+controller lives on cgroup v1): then nothing enforces it.
+
+Parsing and judging are pure. gather_cgroup_swap() reads one cgroup chain through a proc
+directory and the file systems its mountinfo names, every path taken inside a root with
+_safe_root, so that reading a guest's files from the host never follows the guest's symlinks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import parse_meminfo_swap_total, parse_swaps
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._safe_root import read_text_in_root
+
+PROTECTED = "protected"
+NOT_ENFORCED = "not_enforced"
+EXPOSED = "exposed"
+UNKNOWN = "unknown"
+JUDGEMENTS = (PROTECTED, NOT_ENFORCED, EXPOSED, UNKNOWN)
+
+CGROUP_V2 = "v2"
+CGROUP_V1 = "v1"
+SWAP_MAX_FILE = "memory.swap.max"
+V1_FILES = ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes", "memory.swappiness")
+
+_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+# --- the host's swap --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostSwap:
+    """The swap of the machine whose kernel runs the process; None where it could not be read."""
+
+    total_bytes: Optional[int]
+    areas: Tuple[str, ...] = ()  # names from /proc/swaps
+
+    @property
+    def known(self) -> bool:
+        return self.total_bytes is not None
+
+    @property
+    def present(self) -> bool:
+        return bool(self.total_bytes) or bool(self.areas)
+
+
+def host_swap_from_texts(meminfo_text: Optional[str], swaps_text: Optional[str]) -> HostSwap:
+    """HostSwap from /proc/meminfo and /proc/swaps (either may be None: unreadable)."""
+    total = parse_meminfo_swap_total(meminfo_text) if meminfo_text is not None else None
+    areas = tuple(area.name for area in parse_swaps(swaps_text)) if swaps_text is not None else ()
+    if total is None and swaps_text is not None:
+        total = sum(area.size_bytes for area in parse_swaps(swaps_text))
+    return HostSwap(total, areas)
+
+
+# --- /proc/PID/cgroup and /proc/PID/mountinfo -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CgroupMembership:
+    """Where a process sits: its cgroup v2 path and its cgroup v1 paths by controller."""
+
+    unified: Optional[str]
+    v1: Dict[str, str] = field(default_factory=dict)
+
+
+def parse_proc_cgroup(text: str) -> CgroupMembership:
+    """/proc/PID/cgroup: 'ID:CONTROLLERS:PATH' lines; ID 0 with no controllers is cgroup v2.
+
+    The paths are relative to the reader's cgroup namespace (from the host: the full path).
+    """
+    unified = None
+    v1: Dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        hierarchy, controllers, path = parts
+        if hierarchy == "0" and controllers == "":
+            unified = path
+        else:
+            for controller in controllers.split(","):
+                if controller:
+                    v1[controller] = path
+    return CgroupMembership(unified, v1)
+
+
+@dataclass(frozen=True)
+class Mount:
+    root: str  # the path inside the file system that is mounted (a cgroup path for cgroupfs)
+    mount_point: str
+    fstype: str
+    super_options: Tuple[str, ...]
+
+
+def _unescape_mount(text: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo (octal).
+    return re.sub(r"\\([0-7]{3})", lambda match: chr(int(match.group(1), 8)), text)
+
+
+def parse_mountinfo(text: str) -> List[Mount]:
+    """The mounts of /proc/PID/mountinfo (see proc(5)); malformed lines are skipped."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        dash = fields.index("-")
+        if dash < 6 or len(fields) < dash + 3:
+            continue
+        super_options = tuple(fields[dash + 3].split(",")) if len(fields) > dash + 3 else ()
+        mounts.append(Mount(_unescape_mount(fields[3]), _unescape_mount(fields[4]), fields[dash + 1], super_options))
+    return mounts
+
+
+def cgroup2_mount(mounts: Sequence[Mount]) -> Optional[Mount]:
+    """The cgroup2 mount to read the unified hierarchy through (the one mounted at its root first)."""
+    found = [mount for mount in mounts if mount.fstype == "cgroup2"]
+    found.sort(key=lambda mount: (mount.root != "/", len(mount.mount_point)))
+    return found[0] if found else None
+
+
+def cgroup1_memory_mount(mounts: Sequence[Mount]) -> Optional[Mount]:
+    found = [mount for mount in mounts if mount.fstype == "cgroup" and "memory" in mount.super_options]
+    found.sort(key=lambda mount: (mount.root != "/", len(mount.mount_point)))
+    return found[0] if found else None
+
+
+def _clean_cgroup_path(path: str) -> Optional[str]:
+    """An absolute cgroup path with no '.' or '..' parts; None for anything else."""
+    if not path.startswith("/"):
+        return None
+    parts = [part for part in path.split("/") if part]
+    if any(part in (".", "..") for part in parts):
+        return None
+    return "/" + "/".join(parts)
+
+
+def cgroup_directories(mount: Mount, cgroup_path: str) -> List[Tuple[str, str]]:
+    """(cgroup path, directory) from ``cgroup_path`` up to what ``mount`` shows, nearest first.
+
+    [] when the cgroup is not below the mount's root (then this mount cannot show it).
+    """
+    path = _clean_cgroup_path(cgroup_path)
+    root = _clean_cgroup_path(mount.root)
+    if path is None or root is None:
+        return []
+    if root != "/" and path != root and not path.startswith(root + "/"):
+        return []
+    chain = []
+    while True:
+        relative = path[len(root):] if root != "/" else path
+        chain.append((path, mount.mount_point.rstrip("/") + (relative if relative != "/" else "")))
+        if path == root or path == "/":
+            break
+        path = path.rsplit("/", 1)[0] or "/"
+        if root != "/" and len(path) < len(root):
+            break
+    return chain
+
+
+# --- what the cgroup files say ----------------------------------------------------------------
+
+
+def parse_swap_max(text: str) -> Optional[int]:
+    """memory.swap.max: bytes, or None for 'max' (no limit). Raises ValueError on anything else."""
+    value = text.strip()
+    if value == "max":
+        return None
+    if not value.isdigit():
+        raise ValueError(f"not a memory.swap.max value: {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class SwapMaxEntry:
+    cgroup: str
+    swap_max_bytes: Optional[int]  # None: 'max'
+
+
+@dataclass(frozen=True)
+class CgroupSwap:
+    """What the cgroup hierarchy does about the process's swap.
+
+    ``version`` is the hierarchy that holds the memory controller for the process (v2 or v1),
+    or None when neither shows one. For v2, ``chain`` lists every cgroup from the process's up
+    to the top the reader can see that has a memory.swap.max file (absent where the memory
+    controller is not enabled). For v1, ``v1_files`` holds the memory cgroup's files.
+    """
+
+    version: Optional[str]
+    cgroup: Optional[str]  # the process's cgroup (unified path, or the v1 memory path)
+    chain: Tuple[SwapMaxEntry, ...] = ()
+    v1_files: Tuple[Tuple[str, str], ...] = ()
+    error: Optional[str] = None
+
+    @property
+    def enforced_by(self) -> Optional[SwapMaxEntry]:
+        """The nearest cgroup whose memory.swap.max is 0, if any: the kernel then refuses swap."""
+        for entry in self.chain:
+            if entry.swap_max_bytes == 0:
+                return entry
+        return None
+
+    @property
+    def effective_swap_max(self) -> Optional[int]:
+        """The lowest memory.swap.max along the chain (the one the kernel applies); None: no limit."""
+        limits = [entry.swap_max_bytes for entry in self.chain if entry.swap_max_bytes is not None]
+        return min(limits) if limits else None
+
+    @property
+    def controls_swap(self) -> bool:
+        """Whether a memory.swap.max applies to the process at all (v2 with the memory controller)."""
+        return self.version == CGROUP_V2 and bool(self.chain)
+
+
+def gather_cgroup_swap(cgroup_text: str, mountinfo_text: str, fs_root: str = "/") -> CgroupSwap:
+    """The CgroupSwap of a process from its /proc/PID/cgroup and the reader's /proc/self/mountinfo.
+
+    Both texts must come from the same reader: /proc/PID/cgroup shows paths relative to the
+    reader's cgroup namespace, and the reader's mounts show where those cgroups are. On the LXD
+    host that is the host's view (full paths, the host's /sys/fs/cgroup); inside a guest, the
+    guest's. ``fs_root`` is where the mount points are read: '/' (a directory tree in tests).
+    """
+    membership = parse_proc_cgroup(cgroup_text)
+    mounts = parse_mountinfo(mountinfo_text)
+    memory_v1 = membership.v1.get("memory")
+    v1_mount = cgroup1_memory_mount(mounts) if memory_v1 is not None else None
+    if memory_v1 is not None and v1_mount is not None:
+        # The memory controller is bound to a v1 hierarchy, so cgroup v2 has none to offer.
+        files = []
+        for directory_path, directory in cgroup_directories(v1_mount, memory_v1)[:1]:
+            for name in V1_FILES:
+                try:
+                    files.append((name, read_text_in_root(fs_root, f"{directory}/{name}").strip()))
+                except OSError:
+                    continue
+        return CgroupSwap(CGROUP_V1, memory_v1, (), tuple(files))
+    if membership.unified is None:
+        return CgroupSwap(None, None, error="the process is in no cgroup v2 hierarchy")
+    mount = cgroup2_mount(mounts)
+    if mount is None:
+        return CgroupSwap(None, membership.unified, error="no cgroup2 file system is mounted where it can be read")
+    directories = cgroup_directories(mount, membership.unified)
+    if not directories:
+        return CgroupSwap(None, membership.unified,
+                          error=f"the cgroup {membership.unified} is not below the cgroup2 mount {mount.mount_point}")
+    chain = []
+    for cgroup, directory in directories:
+        try:
+            text = read_text_in_root(fs_root, f"{directory}/{SWAP_MAX_FILE}")
+        except FileNotFoundError:
+            continue  # no memory controller enabled for this cgroup
+        except OSError as exc:
+            return CgroupSwap(CGROUP_V2, membership.unified, tuple(chain),
+                              error=f"cannot read {directory}/{SWAP_MAX_FILE}: {exc.strerror or exc}")
+        try:
+            chain.append(SwapMaxEntry(cgroup, parse_swap_max(text)))
+        except ValueError as exc:
+            return CgroupSwap(CGROUP_V2, membership.unified, tuple(chain), error=str(exc))
+    return CgroupSwap(CGROUP_V2, membership.unified, tuple(chain))
+
+
+# --- the judgement ----------------------------------------------------------------------------
+
+
+def human_bytes(size: int) -> str:
+    """'2 GiB', '512 MiB', '100 bytes': sizes in sentences, rounded down to tenths."""
+    if size < 1024:
+        return f"{size} bytes"
+    power = 1
+    while power < len(_UNITS) and size >= 1024 ** (power + 1):
+        power += 1
+    tenths = size * 10 // 1024 ** power
+    number = f"{tenths // 10}" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10}"
+    return f"{number} {_UNITS[power - 1]}"
+
+
+def parse_configured_swap_max(value: Optional[str]) -> Tuple[bool, Optional[bool]]:
+    """(known, zero) from systemd's MemorySwapMax property ('0', 'infinity', bytes, or None: unknown)."""
+    if value is None:
+        return False, None
+    text = str(value).strip()
+    if text in ("", "infinity"):
+        return True, False
+    return True, text == "0"
+
+
+@dataclass(frozen=True)
+class SwapJudgement:
+    judgement: str  # PROTECTED, NOT_ENFORCED, EXPOSED or UNKNOWN
+    sentence: str
+
+
+REMEDY = ("turn swap off on the host (swapoff -a, and remove it from /etc/fstab), or encrypt it, or run the "
+          "guest on a cgroup v2 host with the memory controller and MemorySwapMax=0 for the service "
+          "(or limits.memory.swap=false for the guest)")
+
+
+def _why_not_enforced(cgroup: CgroupSwap) -> str:
+    if cgroup.version == CGROUP_V1:
+        return (f"its memory cgroup {cgroup.cgroup} is on cgroup v1, where systemd's MemorySwapMax= does nothing "
+                "and memory.swap.max does not exist")
+    if cgroup.version == CGROUP_V2:
+        return (f"no {SWAP_MAX_FILE} exists for {cgroup.cgroup} or any cgroup above it that can be seen: "
+                "the memory controller is not enabled there")
+    return cgroup.error or "its cgroup could not be read"
+
+
+def judge_swap(who: str, host: HostSwap, cgroup: CgroupSwap, configured_swap_max: Optional[str] = None,
+               unit: str = "") -> SwapJudgement:
+    """Whether swap can take the memory of ``who`` (a process that does not lock its memory).
+
+    ``configured_swap_max`` is systemd's MemorySwapMax for ``unit`` as `systemctl show` prints
+    it ('0', 'infinity'), or None when unknown.
+    """
+    service = unit or "its service"
+    known, configured_zero = parse_configured_swap_max(configured_swap_max)
+    enforced = cgroup.enforced_by
+    unenforced_note = ""
+    if configured_zero and enforced is None:
+        unenforced_note = (f"; MemorySwapMax=0 is set for {service} but not enforced ({_why_not_enforced(cgroup)}), "
+                           "so it will not help once the host has swap")
+    if host.known and not host.present:
+        return SwapJudgement(PROTECTED, f"{who}: the host has no swap, so none of its memory can be written to swap"
+                             + unenforced_note)
+    swap_text = f"the host's {human_bytes(host.total_bytes)} of swap" if host.known else "swap"
+    if enforced is not None:
+        where = "its own cgroup" if enforced.cgroup == cgroup.cgroup else f"the cgroup {enforced.cgroup} above it"
+        return SwapJudgement(PROTECTED, f"{who}: {SWAP_MAX_FILE} is 0 for {where}, so the kernel keeps its memory "
+                             f"out of {swap_text}")
+    if not host.known:
+        return SwapJudgement(UNKNOWN, f"{who}: whether the host has swap could not be read, and nothing in its "
+                             f"cgroup keeps its memory out of swap ({_why_not_enforced(cgroup)}); check the host "
+                             "with `swapon --show`" + (f"; MemorySwapMax=0 is set for {service} but not enforced"
+                                                       if configured_zero else ""))
+    if configured_zero:
+        return SwapJudgement(NOT_ENFORCED, f"{who}: MemorySwapMax=0 is set for {service} but nothing enforces it "
+                             f"({_why_not_enforced(cgroup)}), so its memory can go to {swap_text}; {REMEDY}")
+    if cgroup.controls_swap:
+        limit = cgroup.effective_swap_max
+        allowed = "any amount of" if limit is None else f"up to {human_bytes(limit)} of"
+        return SwapJudgement(EXPOSED, f"{who}: {SWAP_MAX_FILE} lets it use {allowed} {swap_text}: set "
+                             f"MemorySwapMax=0 for {service} (vault_mlock.lxd.vault_guest does with "
+                             "vault_guest_no_swap) and restart it")
+    setting = "" if known else ", and whether MemorySwapMax=0 is set is unknown"
+    return SwapJudgement(EXPOSED, f"{who}: nothing keeps its memory out of {swap_text} "
+                         f"({_why_not_enforced(cgroup)}{setting}); {REMEDY}")
