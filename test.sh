@@ -3,6 +3,7 @@
 #   sudo ./test.sh                  setup, then every stage below
 #   sudo ./test.sh unit lint        only the stages named
 #   sudo ./test.sh molecule:smoke   one Molecule scenario (molecule:NAME, repeatable)
+#   sudo ./test.sh setup            the lab, its images and the virtual environments only
 # Stages:
 #   unit:2.18 sanity:2.18    pytest and ansible-test sanity on the oldest ansible-core the
 #                            collection supports, in a cached virtual environment here
@@ -32,11 +33,22 @@ all_scenarios() {
     for dir in molecule/*/molecule.yml; do basename "$(dirname "$dir")"; done
 }
 
+# Every stage, the busy ones (sanity, unit: CPU) between the patient ones (Molecule: mostly
+# waiting for guests), so that the stages running at once share two cores well.
+default_stages() {
+    local busy=("sanity:$NEWEST" "sanity:$FLOOR" "unit:$NEWEST" "unit:$FLOOR" lint) patient=() i
+    for scenario in $(all_scenarios); do patient+=("molecule:$scenario"); done
+    for ((i = 0; i < ${#busy[@]} || i < ${#patient[@]}; i++)); do
+        [ "$i" -ge "${#patient[@]}" ] || echo "${patient[$i]}"
+        [ "$i" -ge "${#busy[@]}" ] || echo "${busy[$i]}"
+    done
+}
+
 stages=()
 for arg in "${@:-default}"; do
     case "$arg" in
-        default) stages+=("unit:$FLOOR" "sanity:$FLOOR" "unit:$NEWEST" "sanity:$NEWEST" lint)
-                 for scenario in $(all_scenarios); do stages+=("molecule:$scenario"); done ;;
+        default) while read -r stage; do stages+=("$stage"); done < <(default_stages) ;;
+        setup) ;;  # setup always runs first
         unit) stages+=("unit:$FLOOR" "unit:$NEWEST") ;;
         sanity) stages+=("sanity:$FLOOR" "sanity:$NEWEST") ;;
         compat) stages+=("unit:$FLOOR" "sanity:$FLOOR" "unit:$NEWEST" "sanity:$NEWEST") ;;
