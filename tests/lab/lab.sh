@@ -306,10 +306,14 @@ ensure_image() {
 import_image() {
     local alias=$1 dir=$2 fingerprint old
     fingerprint=$(cat "$dir/meta.tar.gz" "$dir/rootfs.tar.gz" | sha256sum | cut -d' ' -f1)
-    if ! lxc query "/1.0/images/$fingerprint" >/dev/null 2>&1; then
+    local attempt
+    for attempt in 1 2 3; do
+        ! lxc query "/1.0/images/$fingerprint" >/dev/null 2>&1 || break
         log "importing image $alias"
-        lxc image import "$dir/meta.tar.gz" "$dir/rootfs.tar.gz" >/dev/null
-    fi
+        # A busy daemon may answer "context deadline exceeded" and finish the import anyway.
+        lxc image import "$dir/meta.tar.gz" "$dir/rootfs.tar.gz" >/dev/null || sleep $((attempt * 10))
+    done
+    lxc query "/1.0/images/$fingerprint" >/dev/null || die "could not import image $alias"
     old=$(lxc query "/1.0/images/aliases/$alias" 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["target"])' 2>/dev/null || true)
     if [ -z "$old" ]; then
         lxc image alias create "$alias" "$fingerprint"
