@@ -102,13 +102,13 @@ stage_note() {
     esac
 }
 
-# The lab images the chosen stages use: the three every run needs, the compat image for the
-# newest ansible-core, and whatever the chosen scenarios name (vault-mlock/NAME).
+# The lab images the chosen stages use: the three every run needs and whatever the chosen
+# scenarios name (vault-mlock/NAME). The compat image is built by the first stage that needs
+# it, beside the scenarios, rather than before every stage.
 images_needed() {
     local stage images="guest lxd-host tiny"
     for stage in "${stages[@]}"; do
         case "$stage" in
-            "unit:$NEWEST"|"sanity:$NEWEST") images+=" compat-trixie" ;;
             molecule:*)
                 [ -d "molecule/${stage#molecule:}" ] || continue
                 images+=" $(grep -rhoE 'vault-mlock/[a-z0-9-]+' "molecule/${stage#molecule:}" | sed 's|vault-mlock/||' | tr '\n' ' ')" ;;
@@ -211,6 +211,7 @@ PY
 # into the image with its sanity environments).
 in_compat_guest() {
     local name="vml-compat-$1-$$" rc
+    "$repo/tests/lab/lab.sh" images compat-trixie || return 1
     lxc launch --ephemeral vault-mlock/compat-trixie "$name" -q 2>&1 | grep -v -i network
     git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - \
         | lxc exec "$name" -- sh -c "mkdir -p $COMPAT_GUEST_ROOT && tar -C $COMPAT_GUEST_ROOT -xf -" || return 1
