@@ -303,26 +303,37 @@ ensure_image() {
 # import_image ALIAS DIR: imports DIR's tarballs (unless LXD holds them already), then points
 # ALIAS at them in one step, so that guests launched meanwhile find the old image or the new
 # one, never none. The image ALIAS pointed at before is deleted once nothing names it.
+# A busy daemon may answer "context deadline exceeded" and do the work anyway: each step
+# checks what LXD holds before it tries again.
 import_image() {
-    local alias=$1 dir=$2 fingerprint old
+    local alias=$1 dir=$2 fingerprint old="" attempt
     fingerprint=$(cat "$dir/meta.tar.gz" "$dir/rootfs.tar.gz" | sha256sum | cut -d' ' -f1)
-    local attempt
-    for attempt in 1 2 3; do
+    for attempt in 1 2 3 4 5; do
         ! lxc query "/1.0/images/$fingerprint" >/dev/null 2>&1 || break
         log "importing image $alias"
-        # A busy daemon may answer "context deadline exceeded" and finish the import anyway.
         lxc image import "$dir/meta.tar.gz" "$dir/rootfs.tar.gz" >/dev/null || sleep $((attempt * 10))
     done
     lxc query "/1.0/images/$fingerprint" >/dev/null || die "could not import image $alias"
-    old=$(lxc query "/1.0/images/aliases/$alias" 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["target"])' 2>/dev/null || true)
-    if [ -z "$old" ]; then
-        lxc image alias create "$alias" "$fingerprint"
-    elif [ "$old" != "$fingerprint" ]; then
-        lxc query -X PATCH "/1.0/images/aliases/$alias" --data "{\"target\": \"$fingerprint\"}" >/dev/null
-        if [ "$(lxc query "/1.0/images/$old" 2>/dev/null | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["aliases"]))' 2>/dev/null)" = 0 ]; then
-            lxc image delete "$old" >/dev/null 2>&1 || true
+    for attempt in 1 2 3 4 5; do
+        local target
+        target=$(alias_target "$alias")
+        [ "$target" != "$fingerprint" ] || break
+        [ -z "$target" ] || old=$target
+        if [ -z "$target" ]; then
+            lxc image alias create "$alias" "$fingerprint" || sleep $((attempt * 5))
+        else
+            lxc query -X PATCH "/1.0/images/aliases/$alias" --data "{\"target\": \"$fingerprint\"}" >/dev/null \
+                || sleep $((attempt * 5))
         fi
+    done
+    [ "$(alias_target "$alias")" = "$fingerprint" ] || die "could not point $alias at the new image"
+    if [ -n "$old" ] && [ "$(lxc query "/1.0/images/$old" 2>/dev/null | python3 -c 'import json, sys; print(len(json.load(sys.stdin)["aliases"]))' 2>/dev/null)" = 0 ]; then
+        lxc image delete "$old" >/dev/null 2>&1 || true
     fi
+}
+
+alias_target() {  # ALIAS -> the fingerprint it names, or nothing
+    lxc query "/1.0/images/aliases/$1" 2>/dev/null | python3 -c 'import json, sys; print(json.load(sys.stdin)["target"])' 2>/dev/null || true
 }
 
 is_base() {  # IMAGE: does another image start from its rootfs?
