@@ -322,8 +322,9 @@ import_image() {
         if [ -z "$target" ]; then
             lxc image alias create "$alias" "$fingerprint" || sleep $((attempt * 5))
         else
-            lxc query -X PATCH "/1.0/images/aliases/$alias" --data "{\"target\": \"$fingerprint\"}" >/dev/null \
-                || sleep $((attempt * 5))
+            # PUT, not PATCH: LXD 5.0.2 answers a PATCH of an alias with a timeout and keeps it.
+            lxc query -X PUT "/1.0/images/aliases/$alias" --data "{\"target\": \"$fingerprint\", \"description\": \"\"}" \
+                >/dev/null || sleep $((attempt * 5))
         fi
     done
     [ "$(alias_target "$alias")" = "$fingerprint" ] || die "could not point $alias at the new image"
