@@ -1,31 +1,61 @@
 #!/usr/bin/env bash
 # Runs every test of vault_mlock.lxd on this machine, doing its own setup first:
-#   sudo ./test.sh                 setup, unit, sanity, lint, molecule (every scenario)
-#   sudo ./test.sh unit lint       only the stages named
-#   sudo ./test.sh molecule:smoke  one Molecule scenario (molecule:NAME, repeatable)
+#   sudo ./test.sh                  setup, then every stage below
+#   sudo ./test.sh unit lint        only the stages named
+#   sudo ./test.sh molecule:smoke   one Molecule scenario (molecule:NAME, repeatable)
+#   sudo ./test.sh setup            the lab, its images and the virtual environments only
+# Stages:
+#   unit:2.18 sanity:2.18    pytest and ansible-test sanity on the oldest ansible-core the
+#                            collection supports, in a cached virtual environment here
+#   unit:2.21 sanity:2.21    the same on the newest ansible-core, in a throwaway Debian 13 guest
+#                            (Python 3.13) of the lab's compat-trixie image, which holds it
+#   lint                     ansible-lint and antsibull-changelog lint
+#   molecule:NAME            one Molecule scenario on real LXD guests, for each molecule/NAME
+# Short names: unit, sanity (both versions), compat (all four), molecule (every scenario).
 # Setup installs Debian packages and LXD when missing, starts a daemon when none answers,
-# builds the lab images once (cached by recipe) and a cached virtual environment.
-# Molecule scenarios run VML_JOBS at a time (default 2); each stage prints its duration.
-# Logs of every stage are kept in .cache/logs/.
+# builds the lab images these stages need once (cached by recipe) and the cached virtual
+# environments. Stages run VML_JOBS at a time (default 3); each prints its duration.
+# Logs of every stage are kept in .cache/logs/. Nothing is written to ~/.ansible.
 set -uo pipefail
 
 repo=$(cd "$(dirname "$0")" && pwd)
 cd "$repo" || exit 1
 logs="$repo/.cache/logs"
 mkdir -p "$logs"
-jobs=${VML_JOBS:-2}
+jobs=${VML_JOBS:-3}
+VML_CACHE=${VML_CACHE:-/var/cache/vault-mlock-lxd}
+FLOOR=2.18     # meta/runtime.yml's requires_ansible; tests/requirements-2.18.txt
+NEWEST=2.21    # tests/requirements-2.21.txt, baked into the compat-trixie image
+COMPAT_GUEST_ROOT=/root/ansible_collections/vault_mlock/lxd
 
 all_scenarios() {
     local dir
     for dir in molecule/*/molecule.yml; do basename "$(dirname "$dir")"; done
 }
 
+# Every stage, the busy ones (sanity, unit: CPU) between the patient ones (Molecule: mostly
+# waiting for guests), so that the stages running at once share two cores well.
+default_stages() {
+    local busy=("sanity:$NEWEST" "sanity:$FLOOR" "unit:$NEWEST" "unit:$FLOOR" lint) patient=() i
+    for scenario in $(all_scenarios); do patient+=("molecule:$scenario"); done
+    for ((i = 0; i < ${#busy[@]} || i < ${#patient[@]}; i++)); do
+        [ "$i" -ge "${#patient[@]}" ] || echo "${patient[$i]}"
+        [ "$i" -ge "${#busy[@]}" ] || echo "${busy[$i]}"
+    done
+}
+
 stages=()
-for arg in "$@"; do stages+=("$arg"); done
-if [ ${#stages[@]} -eq 0 ]; then
-    stages=(unit sanity lint)
-    for scenario in $(all_scenarios); do stages+=("molecule:$scenario"); done
-fi
+for arg in "${@:-default}"; do
+    case "$arg" in
+        default) while read -r stage; do stages+=("$stage"); done < <(default_stages) ;;
+        setup) ;;  # setup always runs first
+        unit) stages+=("unit:$FLOOR" "unit:$NEWEST") ;;
+        sanity) stages+=("sanity:$FLOOR" "sanity:$NEWEST") ;;
+        compat) stages+=("unit:$FLOOR" "sanity:$FLOOR" "unit:$NEWEST" "sanity:$NEWEST") ;;
+        molecule) for scenario in $(all_scenarios); do stages+=("molecule:$scenario"); done ;;
+        *) stages+=("$arg") ;;
+    esac
+done
 
 log_of() { echo "$logs/${1//[:\/]/_}.log"; }
 
@@ -43,7 +73,7 @@ run_stage() {
     took="$((took / 10)).$((took % 10))"
     if [ $rc -eq 0 ]; then
         printf '==> %-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")"
-        printf '%-28s ok      %7ss\n' "$name" "$took" >"${log%.log}.result"
+        printf '%-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")" >"${log%.log}.result"
     else
         { printf '==> %-28s FAILED  %7ss\n' "$name" "$took"; show_failure "$log"; } | cat
         printf '%-28s FAILED  %7ss\n' "$name" "$took" >"${log%.log}.result"
@@ -65,60 +95,168 @@ stage_note() {
     local log
     log=$(log_of "$1")
     case "$1" in
-        unit|molecule:*) grep -E '[0-9]+ passed' "$log" | tail -n 1 | sed 's/=//g; s/^ *//' ;;
+        unit:*) grep -E '^unit: ' "$log" | tail -n 1 ;;
+        molecule:*) grep -E '[0-9]+ passed' "$log" | tail -n 1 | sed 's/=//g; s/^ *//' ;;
         setup) grep -E '^LXD:' "$log" | tail -n 1 ;;
         *) true ;;
     esac
 }
 
-setup() {
-    "$repo/tests/lab/lab.sh" up || return 1
-    "$repo/tests/lab/venv.sh" >"$repo/.cache/venv-path" || return 1
+# The lab images the chosen stages use: the three every run needs and whatever the chosen
+# scenarios name (vault-mlock/NAME). The compat image is built by the first stage that needs
+# it, beside the scenarios, rather than before every stage.
+images_needed() {
+    local stage images="guest lxd-host tiny"
+    for stage in "${stages[@]}"; do
+        case "$stage" in
+            molecule:*)
+                [ -d "molecule/${stage#molecule:}" ] || continue
+                images+=" $(grep -rhoE 'vault-mlock/[a-z0-9-]+' "molecule/${stage#molecule:}" | sed 's|vault-mlock/||' | tr '\n' ' ')" ;;
+        esac
+    done
+    echo "$images" | tr ' ' '\n' | grep . | awk '!seen[$0]++' | tr '\n' ' '
 }
 
-# Ansible finds the collection through .cache/collections/ansible_collections/vault_mlock/lxd.
+setup() {
+    # shellcheck disable=SC2046  # one image name per word
+    "$repo/tests/lab/lab.sh" up $(images_needed) || return 1
+    "$repo/tests/lab/venv.sh" >"$repo/.cache/venv-path" || return 1
+    if [[ " ${stages[*]} " == *":$FLOOR "* ]]; then
+        "$repo/tests/lab/venv.sh" "tests/requirements-$FLOOR.txt" >"$repo/.cache/venv-$FLOOR-path" || return 1
+    fi
+}
+
+# Everything Ansible keeps goes under .cache: the collection is found through
+# .cache/collections/ansible_collections/vault_mlock/lxd (a link to this checkout), and
+# ANSIBLE_HOME, its temporary files and Molecule's and ansible-lint's caches live there too.
 collection_env() {
     local tree="$repo/.cache/collections/ansible_collections/vault_mlock"
-    mkdir -p "$tree"
+    mkdir -p "$tree" "$repo/.cache/ansible" "$repo/.cache/xdg"
     ln -sfn "$repo" "$tree/lxd"
     export ANSIBLE_COLLECTIONS_PATH="$repo/.cache/collections"
-    # A copy installed by an earlier Molecule prerun would shadow this checkout.
-    rm -rf ~/.ansible/collections/ansible_collections/vault_mlock/lxd
+    export ANSIBLE_HOME="$repo/.cache/ansible" ANSIBLE_LOCAL_TEMP="$repo/.cache/ansible/tmp"
+    export XDG_CACHE_HOME="$repo/.cache/xdg"
     export PATH="$venv/bin:$PATH"
     # Plain logs: no colour codes from Ansible, Molecule or pytest.
     export ANSIBLE_NOCOLOR=1 NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 }
 
-unit() { "$venv/bin/pytest" -q -p no:cacheprovider tests/unit; }
+# Unit tests run in two pytest processes, as ansible-test runs its target and controller
+# contexts: modules and module_utils run as on a target, where no controller code is loaded
+# (tests/unit/plugins/modules/conftest.py says why); filters and roles' specs are controller
+# code. Prints `unit: N passed, M skipped (ansible-core X, Python Y)`.
+# shellcheck disable=SC2016  # expands where it runs, here or in a guest
+UNIT_SCRIPT='
+set -u
+target="tests/unit/plugins/modules tests/unit/plugins/module_utils"
+ignore=""
+for path in $target; do ignore="$ignore --ignore=$path"; done
+"$python" -m pytest -q -p no:cacheprovider -rs $target | tee "$out/target.txt"; rc1=$?
+"$python" -m pytest -q -p no:cacheprovider -rs tests/unit $ignore | tee "$out/controller.txt"; rc2=$?
+"$python" - "$out/target.txt" "$out/controller.txt" <<"PY"
+import re, sys
+import ansible.release
+totals = {}
+for path in sys.argv[1:]:
+    last = [line for line in open(path) if re.search(r"\d+ (passed|failed|error)", line)][-1]
+    for count, what in re.findall(r"(\d+) (\w+)", last):
+        totals[what] = totals.get(what, 0) + int(count)
+print("unit: " + ", ".join("%d %s" % (count, what) for what, count in totals.items())
+      + " (ansible-core %s, Python %d.%d)" % ((ansible.release.__version__,) + sys.version_info[:2]))
+PY
+[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
+'
+
+unit_here() {  # VERSION
+    local venv_path out
+    venv_path=$(cat "$repo/.cache/venv-$1-path")
+    out="$repo/.cache/unit-$1"
+    mkdir -p "$out"
+    python="$venv_path/bin/python" out="$out" bash -c "$UNIT_SCRIPT"
+}
 
 # ansible-test wants the collection at a real ansible_collections/NS/NAME path, outside this
 # git work tree (where git would call the copy ignored): copy the files git knows there.
-sanity() {
-    local tree="${TMPDIR:-/tmp}/vault-mlock-sanity/ansible_collections/vault_mlock/lxd"
+# Its own caches (sanity environments, the pip bootstrap) live under the lab's cache, in a
+# HOME of their own: never in ~/.ansible.
+sanity_here() {  # VERSION
+    local version=$1 venv_path tree home pip_version
+    venv_path=$(cat "$repo/.cache/venv-$version-path")
+    tree="${TMPDIR:-/tmp}/vault-mlock-sanity/$(echo "$repo" | sha256sum | cut -c1-8)-$version/ansible_collections/vault_mlock/lxd"
     rm -rf "$tree"
     mkdir -p "$tree"
     git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tree"
-    install_pip_bootstrap
-    (cd "$tree" && ansible-test sanity --venv --requirements --python 3.11 --color no)
-}
-
-# ansible-test bootstraps pip in its venvs with a script from a host this machine may not
-# reach; give it the project's own stand-in under the name it looks for.
-install_pip_bootstrap() {
-    local version
-    version=$(python3 - "$venv" <<'PY'
+    home="$VML_CACHE/ansible-test/$version"
+    pip_version=$("$venv_path/bin/python" - <<'PY'
 import glob, re, sys
-source = open(glob.glob(sys.argv[1] + "/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py")[0]).read()
-print(re.search(r"pip='([0-9.]+)'", source).group(1))
+source = open(glob.glob(sys.prefix + "/lib/python3*/site-packages/ansible_test/_internal/python_requirements.py")[0]).read()
+print(re.search(r"pip='([0-9.]+)'", source).group(1).replace(".", "_"))
 PY
 )
-    mkdir -p ~/.ansible/test/cache
-    cp "$repo/tests/lab/get_pip_offline.py" ~/.ansible/test/cache/"get_pip_${version//./_}.py"
+    mkdir -p "$home/.ansible/test/cache"
+    # ansible-test bootstraps pip in its environments with a script from a host this machine
+    # may not reach; give it the project's stand-in under the name it looks for.
+    cp "$repo/tests/lab/get_pip_offline.py" "$home/.ansible/test/cache/get_pip_$pip_version.py"
+    (
+        cd "$tree" || exit 1
+        # One run at a time creates the shared sanity environments.
+        exec 7>"$home/.lock"
+        flock 7
+        HOME="$home" "$venv_path/bin/ansible-test" sanity --python "$("$venv_path/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" --color no
+    )
 }
 
-lint() { ansible-lint --profile production --offline; }
+# in_compat_guest NAME SCRIPT: a throwaway guest from the compat-trixie image with a copy of
+# the files git knows at $COMPAT_GUEST_ROOT runs SCRIPT there (HOME is ansible-test's, baked
+# into the image with its sanity environments).
+in_compat_guest() {
+    local name="vml-compat-$1-$$" rc
+    "$repo/tests/lab/lab.sh" images compat-trixie || return 1
+    lxc launch --ephemeral vault-mlock/compat-trixie "$name" -q 2>&1 | grep -v -i network
+    git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - \
+        | lxc exec "$name" -- sh -c "mkdir -p $COMPAT_GUEST_ROOT && tar -C $COMPAT_GUEST_ROOT -xf -" || return 1
+    lxc exec "$name" --env HOME=/opt/vml-compat/home --env LANG=C.UTF-8 --env NO_COLOR=1 --env PY_COLORS=0 \
+        --cwd "$COMPAT_GUEST_ROOT" -- bash -c "$2"
+    rc=$?
+    lxc delete --force "$name" >/dev/null
+    return $rc
+}
+
+unit_in_guest() {
+    in_compat_guest unit "python=/opt/vml-compat/venv/bin/python out=/root/unit; mkdir -p \$out; $UNIT_SCRIPT"
+}
+
+sanity_in_guest() {
+    # shellcheck disable=SC2016  # expands in the guest
+    in_compat_guest sanity '/opt/vml-compat/venv/bin/ansible-test sanity --python "$(python3 -c "import sys; print(\"%d.%d\" % sys.version_info[:2])")" --color no'
+}
+
+lint() {
+    ansible-lint --profile production --offline || return 1
+    antsibull-changelog lint
+}
 
 molecule_scenario() { molecule test -s "$1"; }
+
+stage_command() {  # NAME -> the command that runs it, or nothing for an unknown stage
+    case "$1" in
+        "unit:$FLOOR") echo "unit_here $FLOOR" ;;
+        "sanity:$FLOOR") echo "sanity_here $FLOOR" ;;
+        "unit:$NEWEST") echo unit_in_guest ;;
+        "sanity:$NEWEST") echo sanity_in_guest ;;
+        lint) echo lint ;;
+        molecule:*) [ ! -f "molecule/${1#molecule:}/molecule.yml" ] || echo "molecule_scenario ${1#molecule:}" ;;
+    esac
+}
+
+# Throwaway compat guests of this run go when it ends, however it ends.
+cleanup() {
+    local name
+    for name in $(lxc list --format csv -c n 2>/dev/null | grep -E "^vml-compat-[a-z]+-$$\$"); do
+        lxc delete --force "$name" >/dev/null 2>&1
+    done
+}
+trap cleanup EXIT
 
 echo "vault_mlock.lxd tests, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), on $(uname -n)"
 start_all=$(date +%s)
@@ -127,18 +265,17 @@ if run_stage setup setup; then
     venv=$(cat "$repo/.cache/venv-path")
     collection_env
     for stage in "${stages[@]}"; do
-        case "$stage" in
-            setup) ;;
-            unit|sanity|lint) ordered+=("$stage"); run_stage "$stage" "$stage" ;;
-            molecule:*)
-                ordered+=("$stage")
-                while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
-                run_stage "$stage" molecule_scenario "${stage#molecule:}" &
-                ;;
-            *) ordered+=("$stage")
-               echo "unknown stage '$stage'; known: unit sanity lint molecule:NAME ($(all_scenarios | tr '\n' ' '))"
-               printf '%-28s UNKNOWN\n' "$stage" >"${logs}/${stage//[:\/]/_}.result" ;;
-        esac
+        [[ " ${ordered[*]} " != *" $stage "* ]] || continue
+        ordered+=("$stage")
+        command=$(stage_command "$stage")
+        if [ -z "$command" ]; then
+            echo "unknown stage '$stage'; known: unit:$FLOOR sanity:$FLOOR unit:$NEWEST sanity:$NEWEST lint molecule:NAME ($(all_scenarios | tr '\n' ' '))"
+            printf '%-28s UNKNOWN\n' "$stage" >"${logs}/${stage//[:\/]/_}.result"
+            continue
+        fi
+        while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n; done
+        # shellcheck disable=SC2086  # the command and its arguments
+        run_stage "$stage" $command &
     done
     wait
 fi

@@ -1,13 +1,13 @@
-"""Unit-test plumbing: import the collection from this checkout, run modules' main()."""
+"""Unit-test plumbing: import the collection from this checkout, wherever it lives."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -25,6 +25,8 @@ def _make_collection_importable() -> None:
 
 
 _make_collection_importable()
+# Hypothesis keeps its example database under the checkout's .cache, not in the working directory.
+set_hypothesis_home_dir(os.path.join(_REPO, ".cache", "hypothesis"))
 # Shared test helpers (tests/unit/_files.py) import as `_files` from every test directory.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,34 +37,3 @@ def vault(tmp_path):
     from _files import make_vault
 
     return make_vault(tmp_path)
-
-
-@pytest.fixture
-def run_module(capfd):
-    """Run a module's main() with the given arguments; return its JSON result.
-
-    Arguments go in through ansible-core's own patch_module_args. The module runs as on a
-    target even when a controller-side test (a filter plugin, say) has imported ansible's
-    controller code in this process; otherwise module.warn() would print instead of
-    returning warnings. Warnings collect in a process-wide store that ansible-core never
-    empties, so each run leaves it as it found it.
-    """
-    from unittest import mock
-
-    from ansible.module_utils import _internal
-    from ansible.module_utils.common import warnings as ansible_warnings
-    from ansible.module_utils.testing import patch_module_args
-
-    def run(module, args: dict) -> dict:
-        saved = dict(ansible_warnings._global_warnings)
-        try:
-            with patch_module_args(args), mock.patch.object(_internal, "is_controller", False):
-                with pytest.raises(SystemExit):
-                    module.main()
-        finally:
-            ansible_warnings._global_warnings.clear()
-            ansible_warnings._global_warnings.update(saved)
-        out, _err = capfd.readouterr()
-        return json.loads(out)
-
-    return run

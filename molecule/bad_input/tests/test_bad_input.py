@@ -2,24 +2,22 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Bad role variables, run for real on this machine with ansible-playbook (no --check): each
-role fails with a message that names the variable or option and the accepted form, before it
-writes anything (systemd's unit directories and the Vault binary's xattrs compared)."""
+"""Bad role variables, run for real on the scenario's nested LXD host with ansible-playbook (no --check):
+each role fails with a message that names the variable or option and the accepted form, before
+it writes anything (the guest's systemd unit directories and the Vault binary's xattrs compared)."""
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
-import shutil
 import subprocess
-import sys
 
 import pytest
 import yaml
-from _files import make_vault
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-WATCHED = ("/etc/systemd/system", "/run/systemd/system")
+WATCHED = ("/etc/systemd/system", "/run/systemd/system", "/opt/bad-input")
+VAULT_BINARY = "/opt/bad-input/vault"  # converge.yml puts it there
+OUTCOMES = "/root/bad-input-outcomes"
 
 # (id, role, variables, words the failure must contain)
 CASES = [
@@ -40,34 +38,40 @@ CASES = [
     ("verify-fail-bool", "memlock_verify", {"memlock_verify_fail": "sometimes"}, ["memlock_verify_fail"]),
 ]
 
+# Run on the nested host by its python3: {path: (sha256 or None, security.capability xattr as hex or None)}.
+FINGERPRINT = r"""
+import hashlib, json, os, sys
+seen = {}
+for top in sys.argv[1:]:
+    for directory, dirs, files in os.walk(top):
+        for name in dirs + files:
+            full = os.path.join(directory, name)
+            digest = caps = None
+            if os.path.isfile(full) and not os.path.islink(full):
+                with open(full, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+                try:
+                    caps = os.getxattr(full, "security.capability").hex()
+                except OSError:
+                    caps = None
+            seen[full] = [digest, caps]
+print(json.dumps(seen, sort_keys=True))
+"""
 
-def fingerprint(paths):
-    seen = {}
-    for top in paths:
-        for directory, dirs, files in os.walk(top):
-            for name in dirs + files:
-                full = os.path.join(directory, name)
-                digest = caps = None
-                if os.path.isfile(full) and not os.path.islink(full):
-                    with open(full, "rb") as handle:
-                        digest = hashlib.sha256(handle.read()).hexdigest()
-                    try:
-                        caps = os.getxattr(full, "security.capability")
-                    except OSError:
-                        caps = None
-                seen[full] = (digest, caps)
-    return seen
+
+def fingerprint(host):
+    return json.loads(host.check_output("python3 -c %s" + " %s" * len(WATCHED), FINGERPRINT, *WATCHED))
 
 
-def play(case_id, role, variables, vault_binary, report):
+def play(case_id, role, variables):
     variables = dict(variables)
     if role == "lxd_host":
         variables.setdefault("lxd_host_unit", "lxd.service")
     if role == "vault_guest":
-        variables.setdefault("vault_guest_binary", vault_binary)
+        variables.setdefault("vault_guest_binary", VAULT_BINARY)
     return {
         "name": case_id,
-        "hosts": "localhost",
+        "hosts": "all",
         "gather_facts": False,
         "tasks": [
             {
@@ -77,31 +81,26 @@ def play(case_id, role, variables, vault_binary, report):
                 ],
                 "rescue": [{"ansible.builtin.set_fact": {"_outcome": "{{ ansible_failed_result.msg }}"}}],
             },
-            {"ansible.builtin.copy": {"content": "{{ _outcome }}", "dest": f"{report}/{case_id}", "mode": "0600"}},
+            {"ansible.builtin.copy": {"content": "{{ _outcome }}", "dest": f"{OUTCOMES}/{case_id}", "mode": "0600"}},
         ],
     }
 
 
 @pytest.fixture(scope="module")
-def outcomes(tmp_path_factory):
-    if shutil.which("ansible-playbook") is None or not os.environ.get("ANSIBLE_COLLECTIONS_PATH"):
-        pytest.skip("needs ansible-playbook and the collection on ANSIBLE_COLLECTIONS_PATH (./test.sh unit)")
-    tmp = tmp_path_factory.mktemp("roles")
-    vault = make_vault(tmp)
-    report = tmp_path_factory.mktemp("outcomes")
-    playbook = tmp / "bad_input.yml"
-    playbook.write_text(yaml.safe_dump([play(*case[:3], str(vault), report) for case in CASES], sort_keys=False))
-    watched = [path for path in WATCHED if os.path.isdir(path)] + [str(tmp)]
-    before = fingerprint(watched)
+def outcomes(host):
+    ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
+    playbook = os.path.join(ephemeral, "bad_input.yml")
+    with open(playbook, "w", encoding="utf-8") as handle:
+        handle.write(yaml.safe_dump([play(*case[:3]) for case in CASES], sort_keys=False))
+    host.run_test("rm -rf %s && mkdir -m 0700 %s", OUTCOMES, OUTCOMES)
+    before = fingerprint(host)
     run = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", "-c", "local", "-e", f"ansible_python_interpreter={sys.executable}",
-         str(playbook)],
-        capture_output=True, text=True, cwd=REPO, check=False,
-        env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
+        ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook],
+        capture_output=True, text=True, check=False, env=dict(os.environ, ANSIBLE_NOCOLOR="1"),
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    after = fingerprint(watched)
-    results = {case[0]: (report / case[0]).read_text() for case in CASES}
+    after = fingerprint(host)
+    results = {case[0]: host.file(f"{OUTCOMES}/{case[0]}").content_string for case in CASES}
     return results, before, after
 
 
@@ -118,3 +117,4 @@ def test_bad_role_variables_fail_clearly(outcomes, role, variables, words):
 def test_bad_role_variables_write_nothing(outcomes):
     _results, before, after = outcomes
     assert before == after
+    assert before[VAULT_BINARY] == [before[VAULT_BINARY][0], None]  # the binary has no capability to begin with
