@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Filters that turn systemd memlock sizes into the forms other tools want.
+"""Filters for memlock limits written in systemd's syntax.
 
 The documentation of each filter is in the YAML file of the same name next to this one.
 """
@@ -22,6 +22,26 @@ def lxd_memlock(limit, option="limits.kernel.memlock"):
         raise AnsibleFilterError(str(exc)) from exc
 
 
+def memlock_problems(settings):
+    """What is wrong with each ``{option, value}`` limit, as a list of sentences; empty when all are good.
+
+    A null or empty value means "unset" and is fine.
+    """
+    if not isinstance(settings, (list, tuple)):
+        raise AnsibleFilterError("memlock_problems: expected a list of {option, value} mappings")
+    problems = []
+    for setting in settings:
+        if not isinstance(setting, dict) or "option" not in setting or "value" not in setting:
+            raise AnsibleFilterError(f"memlock_problems: {setting!r} is not an {{option, value}} mapping")
+        if setting["value"] in (None, ""):
+            continue
+        try:
+            parse_limit(setting["value"], str(setting["option"]))
+        except SizeError as exc:
+            problems.append(str(exc))
+    return problems
+
+
 class FilterModule:
     def filters(self):
-        return {"lxd_memlock": lxd_memlock}
+        return {"lxd_memlock": lxd_memlock, "memlock_problems": memlock_problems}

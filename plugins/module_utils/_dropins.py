@@ -4,46 +4,60 @@
 
 # Note that this module util is **PRIVATE** to the collection. It can change at any time.
 
-"""A systemd drop-in that sets LimitMEMLOCK= for one service, and the limit in force.
+"""The drop-in memlock_dropin writes for one service: what it holds, where, what it changes.
 
-systemd reads a service's unit file, then every ``*.conf`` drop-in of the unit's ``.d``
-directories in all unit paths, sorted by file name; for one file name only the copy in the
-highest-priority directory counts, and a setting in a later-sorting file wins. Everything
-here takes a ``root`` directory so that it reads and writes a tree other than ``/``.
+It may hold LimitMEMLOCK=, CAP_IPC_LOCK (AmbientCapabilities=, and CapabilityBoundingSet= only
+where the unit restricts its bounding set without CAP_IPC_LOCK: there systemd adds the line's
+capabilities; where nothing restricts the set, such a line would REPLACE every capability) and
+MemorySwapMax=0. The plan reads every file systemd reads for the unit (_unit_files), with the
+drop-in as it will be, and tells what systemd makes of them (_unit_settings).
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import List, Optional
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._atomic import write_atomic
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
     MemlockLimit,
-    SizeError,
     format_limit,
     format_size,
     format_ulimit,
-    parse_limit,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._systemd import (
     ADMIN_UNIT_PATH,
     LXD_DAEMON_UNITS,
-    UNIT_PATHS,
-    UNIT_TYPES,
     SystemdError,
     find_unit_file,
     join_root,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_files import (
+    dropin_directories,
+    find_dropins,
+    unit_sources,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_settings import (
+    AMBIENT_KEY,
+    BOUNDING_KEY,
+    IPC_LOCK_BIT,
+    LIMIT_KEY,
+    CapabilitySet,
+    EffectiveLimit,
+    capability_set,
+    effective_limit,
+)
 
 MODULE_NAME = "vault_mlock.lxd.memlock_dropin"
 DEFAULT_DROPIN_NAME = "00-memlock.conf"
-SETTING = "LimitMEMLOCK"
 SECTION = "Service"
 DROPIN_MODE = 0o644
 DIRECTORY_MODE = 0o755
 NAME_FORM = "a file name ending in '.conf' with no '/', not starting with '.', such as '00-memlock.conf'"
+AMBIENT_LINE = f"{AMBIENT_KEY}=CAP_IPC_LOCK"
+BOUNDING_LINE = f"{BOUNDING_KEY}=CAP_IPC_LOCK"
+NO_SWAP_LINE = "MemorySwapMax=0"
 
 
 class DropinError(SystemdError):
@@ -51,37 +65,28 @@ class DropinError(SystemdError):
 
 
 @dataclass(frozen=True)
-class LimitSetting:
-    """One ``LimitMEMLOCK=`` line; ``limit`` is None when systemd would ignore the value."""
+class DropinContent:
+    """What the drop-in sets."""
 
-    path: str
-    value: str
-    limit: Optional[MemlockLimit]
-
-
-@dataclass(frozen=True)
-class EffectiveLimit:
-    """The LimitMEMLOCK= systemd applies, and which file decides it.
-
-    ``limit`` is None when no file sets it: then systemd's DefaultLimitMEMLOCK= applies.
-    """
-
-    limit: Optional[MemlockLimit]
-    source: Optional[str]
-    settings: Tuple[LimitSetting, ...]
+    limit: Optional[MemlockLimit] = None
+    ipc_lock: bool = False
+    no_swap: bool = False
 
 
 @dataclass
 class DropinPlan:
-    """What the drop-in is, what it should become, and the limit in force afterwards."""
+    """What the drop-in is, what it should become, and what systemd makes of the unit afterwards."""
 
     unit: str
     path: str  # on the target, e.g. /etc/systemd/system/lxd.service.d/00-memlock.conf
     state: str
-    limit: Optional[MemlockLimit]
+    content: Optional[DropinContent]  # None with state=absent
     before: Optional[bytes]
     after: Optional[bytes]
     effective: EffectiveLimit
+    bounding: CapabilitySet
+    ambient: CapabilitySet
+    adds_bounding: bool  # the drop-in holds CapabilityBoundingSet=CAP_IPC_LOCK
     masked_by: Optional[str]  # a higher-priority drop-in of the same name hides ours
     overridden_by: Optional[str]  # the file that decides the limit instead of ours
     unit_file: Optional[str] = None
@@ -91,6 +96,14 @@ class DropinPlan:
     @property
     def changed(self) -> bool:
         return self.before != self.after
+
+    def diff(self) -> dict:
+        return dict(
+            before="" if self.before is None else self.before.decode("utf-8", errors="replace"),
+            after="" if self.after is None else self.after.decode("utf-8"),
+            before_header=self.path if self.before is not None else "(absent)",
+            after_header=self.path if self.after is not None else "(absent)",
+        )
 
 
 def validate_dropin_name(name: str, option: str = "name") -> str:
@@ -116,18 +129,31 @@ def dropin_path(unit: str, name: str = DEFAULT_DROPIN_NAME) -> str:
     return f"{ADMIN_UNIT_PATH}/{unit}.d/{name}"
 
 
-# Vault's service needs CAP_IPC_LOCK to lock memory as a non-root user. systemd merges these
-# settings across the unit and its drop-ins, so adding the capability here keeps the others.
-IPC_LOCK_SETTINGS = ("AmbientCapabilities=CAP_IPC_LOCK", "CapabilityBoundingSet=CAP_IPC_LOCK")
+def render_dropin(unit: str, content: DropinContent, adds_bounding: bool = False) -> str:
+    """The drop-in's text: a header saying what each setting means, then the settings."""
+    lines = [f"# Managed by {MODULE_NAME}; local changes will be overwritten."]
+    settings = []
+    limit = content.limit
+    if limit is not None:
+        lines += _limit_comment(unit, limit)
+        settings.append(f"{LIMIT_KEY}={format_limit(limit)}")
+    if content.ipc_lock:
+        settings.append(AMBIENT_LINE)
+        if adds_bounding:
+            lines.append(f"# CAP_IPC_LOCK joins {unit}'s ambient capabilities, and its bounding set, which the unit "
+                         "restricts without it.")
+            settings.append(BOUNDING_LINE)
+        else:
+            lines.append(f"# CAP_IPC_LOCK joins {unit}'s ambient capabilities; its bounding set already holds it.")
+    if content.no_swap:
+        lines.append(f"# {NO_SWAP_LINE} keeps the memory of {unit} out of swap (cgroup v2).")
+        settings.append(NO_SWAP_LINE)
+    return "\n".join(lines + [f"[{SECTION}]"] + settings) + "\n"
 
 
-def render_dropin(unit: str, limit: MemlockLimit, ipc_lock: bool = False) -> str:
-    """The drop-in's text: a header saying what the value means, then the setting(s)."""
+def _limit_comment(unit: str, limit: MemlockLimit) -> List[str]:
     value = format_limit(limit)
-    lines = [
-        f"# Managed by {MODULE_NAME}; local changes will be overwritten.",
-        f"# {SETTING} caps the memory each process of {unit} may lock in RAM (RLIMIT_MEMLOCK).",
-    ]
+    lines = [f"# {LIMIT_KEY} caps the memory each process of {unit} may lock in RAM (RLIMIT_MEMLOCK)."]
     if limit.soft == limit.hard:
         lines.append(f"# {value} is {_bytes_phrase(limit.soft)}; systemd's K, M, G are powers of 1024.")
     else:
@@ -140,13 +166,7 @@ def render_dropin(unit: str, limit: MemlockLimit, ipc_lock: bool = False) -> str
     if limit.soft != limit.hard:
         prints += f" (and `ulimit -H -l` {_ulimit_phrase(limit.hard)})"
     lines.append(f"# In {who}, `ulimit -l` prints {prints}.")
-    if ipc_lock:
-        lines.append(f"# CAP_IPC_LOCK is added to {unit}'s ambient and bounding capability sets.")
-    lines.append(f"[{SECTION}]")
-    lines.append(f"{SETTING}={value}")
-    if ipc_lock:
-        lines.extend(IPC_LOCK_SETTINGS)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _bytes_phrase(size: Optional[int]) -> str:
@@ -158,233 +178,86 @@ def _ulimit_phrase(size: Optional[int]) -> str:
     return text if text == "unlimited" else f"{text} (KiB)"
 
 
-def iter_assignments(text: str) -> Iterator[Tuple[str, str, str]]:
-    """(section, key, value) for every assignment, as systemd reads unit files.
-
-    Lines starting with '#' or ';' are comments, also inside a continuation; a line ending in
-    an unescaped backslash goes on in the next one (the backslash becomes a space); lines
-    outside any section and lines without '=' are ignored.
-    """
-    section = ""
-    pending: Optional[str] = None
-    logical_lines: List[str] = []
-    for raw in text.splitlines():
-        if raw.lstrip().startswith(("#", ";")):
-            continue
-        line = raw if pending is None else pending + raw
-        if _ends_in_escape(line):
-            pending = line[:-1] + " "
-            continue
-        pending = None
-        logical_lines.append(line)
-    if pending is not None:
-        logical_lines.append(pending)
-    for line in logical_lines:
-        line = line.strip()
-        if line.startswith("["):
-            if line.endswith("]"):
-                section = line[1:-1]
-            continue
-        key, sep, value = line.partition("=")
-        if sep and section:
-            yield section, key.strip(), value.strip()
-
-
-def _ends_in_escape(line: str) -> bool:
-    escaped = False
-    for char in line:
-        escaped = not escaped and char == "\\"
-    return escaped
-
-
-def systemd_limit(value: str) -> Optional[MemlockLimit]:
-    """The limit systemd reads from a LimitMEMLOCK= value, or None when it would ignore the line.
-
-    systemd spells "no limit" only 'infinity'; the 'unlimited' this collection accepts from
-    users is its own convenience and systemd refuses it in a file.
-    """
-    for part in value.split(":"):
-        word = part.strip()
-        if word.isalpha() and word != "infinity":
-            return None
-    try:
-        return parse_limit(value, SETTING)
-    except SizeError:
-        return None
-
-
-def read_limit_settings(path: str, text: str) -> List[LimitSetting]:
-    """Every LimitMEMLOCK= in the [Service] section of one file, in order."""
-    return [
-        LimitSetting(path, value, systemd_limit(value))
-        for section, key, value in iter_assignments(text)
-        if section == SECTION and key == SETTING
-    ]
-
-
-def _unit_prefix_names(unit: str) -> List[str]:
-    """The names whose ``.d`` directories apply to ``unit``, most specific first.
-
-    The unit itself, its template ('foo@.service' for 'foo@bar.service'), and the names
-    made by cutting the prefix after each dash ('a-b-c.service' -> 'a-b-.service',
-    'a-.service'), each followed by its own template and prefixes, as systemd walks them.
-    """
-    names = [unit]
-    stem, _dot, unit_type = unit.rpartition(".")
-    prefix, _at, instance = stem.partition("@")
-    if instance:
-        names += _unit_prefix_names(f"{prefix}@.{unit_type}")
-    chopped = False
-    while True:
-        dash = prefix.rfind("-")
-        if dash <= 0:  # no dash, or only a leading one
-            break
-        if dash + 1 < len(prefix) or chopped:
-            built = prefix[: dash + 1]
-            built_name = f"{built}@{instance}.{unit_type}" if instance else f"{built}.{unit_type}"
-            names += _unit_prefix_names(built_name)
-            break
-        prefix = prefix[:dash]  # a trailing dash is cut once before looking further
-        chopped = True
-    unique: List[str] = []
-    for name in names:
-        if name not in unique:
-            unique.append(name)
-    return unique
-
-
-def dropin_directories(unit: str) -> List[str]:
-    """Every drop-in directory systemd reads for ``unit``, in the order that decides masking.
-
-    Per unit path (highest priority first): the unit's own ``.d``, its template's, its
-    dash prefixes'; then the ``service.d`` directories that apply to every service.
-    """
-    names = _unit_prefix_names(unit)
-    unit_type = unit.rpartition(".")[2]
-    directories = [f"{unit_path}/{name}.d" for unit_path in UNIT_PATHS for name in names]
-    if unit_type in UNIT_TYPES:
-        directories += [f"{unit_path}/{unit_type}.d" for unit_path in UNIT_PATHS]
-    return directories
-
-
-def _read_text(fs_path: str) -> str:
-    if os.path.islink(fs_path) and os.readlink(fs_path) == "/dev/null":
-        return ""
-    try:
-        with open(fs_path, "rb") as handle:
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""  # systemd cannot read it either, and goes on without it
-
-
-def find_dropins(unit: str, root: str = "/") -> Dict[str, List[str]]:
-    """{file name: [paths]} of every drop-in for ``unit``, each list highest priority first.
-
-    systemd uses the first path of each name; the others are masked by it.
-    """
-    copies: Dict[str, List[str]] = {}
-    for directory in dropin_directories(unit):
-        fs_dir = join_root(root, directory)
-        try:
-            entries = sorted(os.listdir(fs_dir))
-        except OSError:
-            continue
-        for entry in entries:
-            if entry.startswith(".") or not entry.endswith(".conf"):
-                continue
-            if os.path.isdir(os.path.join(fs_dir, entry)):
-                continue
-            copies.setdefault(entry, []).append(f"{directory}/{entry}")
-    return copies
-
-
-def effective_limit(
-    unit: str,
-    unit_file: Optional[str],
-    dropins: Dict[str, str],
-    root: str = "/",
-    overrides: Optional[Dict[str, Optional[str]]] = None,
-) -> EffectiveLimit:
-    """The LimitMEMLOCK= in force from the unit file and the drop-ins (file name -> path).
-
-    ``overrides`` maps a path to the text it will hold, so the result can describe the
-    state after a change that has not been made (check mode).
-    """
-    overrides = overrides or {}
-    paths = ([unit_file] if unit_file else []) + [dropins[name] for name in sorted(dropins)]
-    settings: List[LimitSetting] = []
-    for path in paths:
-        text = overrides[path] if path in overrides else _read_text(join_root(root, path))
-        settings.extend(read_limit_settings(path, text or ""))
-    winner = None
-    for setting in settings:
-        if setting.limit is not None:
-            winner = setting
-    if winner is None:
-        return EffectiveLimit(None, None, tuple(settings))
-    return EffectiveLimit(winner.limit, winner.path, tuple(settings))
-
-
 def plan_dropin(
     unit: str,
     state: str,
-    limit: Optional[MemlockLimit],
+    content: Optional[DropinContent],
     name: str = DEFAULT_DROPIN_NAME,
     root: str = "/",
-    ipc_lock: bool = False,
 ) -> DropinPlan:
-    """Decide what the drop-in must become and what limit is in force then; changes nothing."""
+    """Decide what the drop-in must become and what systemd makes of the unit then; changes nothing."""
     if state not in ("present", "absent"):
         raise DropinError(f"state: {state!r} is not valid; expected 'present' or 'absent'")
-    if state == "present" and limit is None:
+    if state == "present" and (content is None or (content.limit is None and not content.no_swap)):
         raise DropinError(
-            "limit: required with state=present; expected a size such as '256M', 'infinity' or 'SOFT:HARD'"
+            "limit: missing, and required with state=present unless no_swap=true; expected a size such as '256M', "
+            "'infinity' or 'SOFT:HARD'"
         )
     validate_dropin_name(name)
     path = dropin_path(unit, name)
     before = _read_bytes(join_root(root, path))
-    after = render_dropin(unit, limit, ipc_lock).encode("utf-8") if state == "present" and limit is not None else None
+    present = state == "present"
 
     rank = {directory: index for index, directory in enumerate(dropin_directories(unit))}
-    our_rank = rank[os.path.dirname(path)]
     copies = find_dropins(unit, root)
     others = [other for other in copies.get(name, []) if other != path]
     masked_by = None
-    if after is not None:
-        masked_by = next((other for other in others if rank[os.path.dirname(other)] < our_rank), None)
+    if present:
+        masked_by = next((other for other in others if rank[os.path.dirname(other)] < rank[os.path.dirname(path)]),
+                         None)
         copies[name] = sorted(others + [path], key=lambda copy: rank[os.path.dirname(copy)])
     elif others:
         copies[name] = others
     else:
         copies.pop(name, None)
     dropins = {dropin_name: paths[0] for dropin_name, paths in copies.items()}
-
     found = find_unit_file(unit, root)
     unit_file = found.path if found is not None and not found.masked else None
-    overrides = {path: after.decode("utf-8")} if after is not None else {}
-    effective = effective_limit(unit, unit_file, dropins, root, overrides)
 
-    overridden_by = None
-    if after is not None:
-        if masked_by:
-            overridden_by = masked_by
-        elif effective.source != path:
-            overridden_by = effective.source
+    def sources(text: Optional[str]):
+        return unit_sources(unit_file, dropins, root, {path: text} if text is not None else None)
+
+    adds_bounding = False
+    after_text = None
+    if present:
+        after_text = render_dropin(unit, content)
+        if content.ipc_lock:
+            adds_bounding = _needs_bounding_line(sources(after_text), sources(render_dropin(unit, content, True)))
+            after_text = render_dropin(unit, content, adds_bounding)
+    final = sources(after_text)
+    effective = effective_limit(final)
     plan = DropinPlan(
         unit=unit,
         path=path,
         state=state,
-        limit=limit if after is not None else None,
+        content=content if present else None,
         before=before,
-        after=after,
+        after=after_text.encode("utf-8") if after_text is not None else None,
         effective=effective,
+        bounding=capability_set(final, BOUNDING_KEY),
+        ambient=capability_set(final, AMBIENT_KEY),
+        adds_bounding=adds_bounding,
         masked_by=masked_by,
-        overridden_by=overridden_by,
+        overridden_by=masked_by or (effective.source if present and content.limit is not None
+                                    and effective.source != path else None),
         unit_file=found.path if found is not None else None,
         unit_masked=found is not None and found.masked,
     )
     plan.warnings = plan_warnings(plan)
     return plan
+
+
+def _needs_bounding_line(without, with_line) -> bool:
+    """Whether CapabilityBoundingSet=CAP_IPC_LOCK belongs in the drop-in.
+
+    Only when the unit's bounding set lacks CAP_IPC_LOCK without it, and the line adds
+    CAP_IPC_LOCK while taking nothing away (a later file may reset or remove it again).
+    """
+    before = capability_set(without, BOUNDING_KEY).mask
+    if before & IPC_LOCK_BIT:
+        return False
+    after = capability_set(with_line, BOUNDING_KEY).mask
+    return bool(after & IPC_LOCK_BIT) and after & before == before
 
 
 def _read_bytes(fs_path: str) -> Optional[bytes]:
@@ -399,7 +272,7 @@ def _read_bytes(fs_path: str) -> Optional[bytes]:
 
 
 def plan_warnings(plan: DropinPlan) -> List[str]:
-    """Sentences for the operator about what keeps the drop-in from deciding the limit."""
+    """Sentences for the operator about what keeps the drop-in from doing its job."""
     warnings = []
     if plan.unit_file is None:
         warnings.append(
@@ -416,12 +289,20 @@ def plan_warnings(plan: DropinPlan) -> List[str]:
     elif plan.overridden_by:
         value = format_limit(plan.effective.limit) if plan.effective.limit else "?"
         warnings.append(
-            f"{plan.overridden_by} sets {SETTING}={value} and is read after {plan.path}, "
+            f"{plan.overridden_by} sets {LIMIT_KEY}={value} and is read after {plan.path}, "
             f"so it decides {plan.unit}'s limit; give the drop-in a later-sorting name or remove that setting"
         )
+    if plan.content is not None and plan.content.ipc_lock and not plan.masked_by:
+        for key, capabilities in ((BOUNDING_KEY, plan.bounding), (AMBIENT_KEY, plan.ambient)):
+            if not capabilities.has(IPC_LOCK_BIT):
+                culprit = capabilities.sources[-1] if capabilities.sources else "?"
+                warnings.append(
+                    f"{culprit} sets {key}= after {plan.path} and leaves CAP_IPC_LOCK out of {plan.unit}'s "
+                    f"{'bounding set' if key == BOUNDING_KEY else 'ambient capabilities'}; add CAP_IPC_LOCK there"
+                )
     for setting in plan.effective.settings:
         if setting.limit is None:
-            warnings.append(f"{setting.path}: systemd ignores {SETTING}={setting.value} (not a valid limit)")
+            warnings.append(f"{setting.path}: systemd ignores {LIMIT_KEY}={setting.value} ({setting.problem})")
     return warnings
 
 

@@ -18,6 +18,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, SizeError, systemd_limit
+
 # The file system the module works on; a different tree only in tests.
 SYSTEM_ROOT = "/"
 
@@ -113,6 +115,13 @@ def normalize_unit_name(text: str, option: str = "unit") -> str:
     return name
 
 
+def resolve_unit(text: str, root: str = "/", option: str = "unit") -> str:
+    """``auto``: the LXD daemon's unit found here; anything else: that service's normalized name."""
+    if text == "auto":
+        return detect_lxd_unit(root).name
+    return normalize_unit_name(text, option)
+
+
 def find_unit_file(unit: str, root: str = "/") -> Optional[UnitFile]:
     """The unit file systemd loads for ``unit``: the first one in UNIT_PATHS order.
 
@@ -171,6 +180,19 @@ def main_pid(unit: str, run: Runner, systemctl: str = "systemctl") -> Optional[i
     except ValueError:
         return None
     return pid if pid > 0 else None
+
+
+def default_memlock_limit(run: Runner, systemctl: str = "systemctl") -> Optional[MemlockLimit]:
+    """systemd's DefaultLimitMEMLOCK= (what a unit that sets no LimitMEMLOCK= gets); None when it cannot tell."""
+    rc, out, _err = run([systemctl, "show", "--property=DefaultLimitMEMLOCKSoft", "--property=DefaultLimitMEMLOCK"])
+    if rc != 0:
+        return None
+    shown = dict(line.partition("=")[::2] for line in out.splitlines())
+    try:
+        soft, hard = (systemd_limit(shown[key]).hard for key in ("DefaultLimitMEMLOCKSoft", "DefaultLimitMEMLOCK"))
+    except (KeyError, SizeError):
+        return None
+    return MemlockLimit(soft, hard)
 
 
 def daemon_reload(run: Runner, systemctl: str = "systemctl") -> None:

@@ -9,7 +9,7 @@ from ansible.errors import AnsibleFilterError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.vault_mlock.lxd.plugins.filter.memlock import FilterModule, lxd_memlock
+from ansible_collections.vault_mlock.lxd.plugins.filter.memlock import FilterModule, lxd_memlock, memlock_problems
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY
 
 
@@ -58,8 +58,42 @@ def test_the_failure_names_limits_kernel_memlock_by_default():
         lxd_memlock("huge")
 
 
-def test_filter_module_offers_lxd_memlock_under_its_name():
-    assert FilterModule().filters() == {"lxd_memlock": lxd_memlock}
+def test_filter_module_offers_its_filters_under_their_names():
+    assert FilterModule().filters() == {"lxd_memlock": lxd_memlock, "memlock_problems": memlock_problems}
+
+
+def test_lxd_memlock_reads_sizes_as_systemd():
+    assert lxd_memlock("1G 512M") == "1610612736"
+    with pytest.raises(AnsibleFilterError, match="it ends in white space"):
+        lxd_memlock("4M : 8M")
+
+
+# --- memlock_problems ----------------------------------------------------------------------------
+
+
+def test_memlock_problems_names_each_bad_limit():
+    problems = memlock_problems([
+        {"option": "lxd_host_memlock_limit", "value": "12Q"},
+        {"option": "lxd_host_instance_memlock[vault]", "value": "8M"},
+        {"option": "lxd_host_profile_memlock[default]", "value": "-1"},
+        {"option": "lxd_host_profile_memlock[other]", "value": None},
+        {"option": "lxd_host_instance_memlock[x]", "value": ""},
+    ])
+    assert len(problems) == 2
+    assert problems[0].startswith("lxd_host_memlock_limit: '12Q' is not a size")
+    assert problems[1].startswith("lxd_host_profile_memlock[default]: '-1' is not a size")
+    assert all("K, M, G" in problem for problem in problems)
+
+
+def test_memlock_problems_none_when_all_good():
+    assert memlock_problems([{"option": "a", "value": "infinity"}, {"option": "b", "value": 65536}]) == []
+    assert memlock_problems([]) == []
+
+
+@pytest.mark.parametrize("settings", ["8M", [{"value": "8M"}], ["8M"]])
+def test_memlock_problems_refuses_other_shapes(settings):
+    with pytest.raises(AnsibleFilterError, match="memlock_problems: "):
+        memlock_problems(settings)
 
 
 @given(st.integers(min_value=0, max_value=RLIM_INFINITY - 1))

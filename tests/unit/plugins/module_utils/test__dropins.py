@@ -5,34 +5,25 @@
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import stat
-import subprocess
-import tempfile
 
 import pytest
 from _files import put, tree_snapshot
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._dropins import (
+    DropinContent,
     DropinError,
-    _unit_prefix_names,
     apply_dropin,
-    dropin_directories,
     dropin_path,
-    effective_limit,
-    find_dropins,
-    iter_assignments,
     plan_dropin,
-    read_limit_settings,
     render_dropin,
-    systemd_limit,
     validate_dropin_name,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY, MemlockLimit, parse_limit
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._systemd import UNIT_PATHS, SystemdError, find_unit_file
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._systemd import SystemdError
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_settings import read_limit_settings
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -160,185 +151,23 @@ LimitMEMLOCK=1000:infinity
     ],
 )
 def test_render_dropin_golden(unit, limit, golden):
-    assert render_dropin(unit, parse_limit(limit)) == golden
+    assert render_dropin(unit, DropinContent(parse_limit(limit))) == golden
 
 
 @given(st.integers(min_value=0, max_value=RLIM_INFINITY - 1), st.sampled_from(["lxd.service", "vault.service"]))
 def test_rendered_dropin_reads_back_as_its_limit(size, unit):
     limit = MemlockLimit(size, size)
-    settings = read_limit_settings("/x.conf", render_dropin(unit, limit))
+    settings = read_limit_settings("/x.conf", render_dropin(unit, DropinContent(limit)))
     assert [setting.limit for setting in settings] == [limit]
-
-
-# --- parsing -------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "text, expected",
-    [
-        ("[Service]\nLimitMEMLOCK=8M\n", [("Service", "LimitMEMLOCK", "8M")]),
-        ("[Service]\n  LimitMEMLOCK  =  8M  \n", [("Service", "LimitMEMLOCK", "8M")]),
-        ("[Service]\n# LimitMEMLOCK=1M\n; LimitMEMLOCK=2M\nLimitMEMLOCK=3M\n", [("Service", "LimitMEMLOCK", "3M")]),
-        ("LimitMEMLOCK=8M\n[Service]\n", []),  # outside any section
-        ("[Unit]\nLimitMEMLOCK=1M\n[Service]\nLimitMEMLOCK=2M\n",
-         [("Unit", "LimitMEMLOCK", "1M"), ("Service", "LimitMEMLOCK", "2M")]),
-        ("[Service]\nExecStart=/bin/a \\\n  --flag\nLimitMEMLOCK=1M\n",
-         [("Service", "ExecStart", "/bin/a    --flag"), ("Service", "LimitMEMLOCK", "1M")]),
-        ("[Service]\nLimitMEMLOCK=\\\n8M\n", [("Service", "LimitMEMLOCK", "8M")]),
-        ("[Service]\nExecStart=/bin/a \\\n# a comment inside\n  --flag\n",
-         [("Service", "ExecStart", "/bin/a    --flag")]),
-        ("[Service]\n# a comment ending in a backslash \\\nLimitMEMLOCK=1M\n", [("Service", "LimitMEMLOCK", "1M")]),
-        ("[Service]\nExecStart=/bin/echo a\\\\\nLimitMEMLOCK=1M\n",
-         [("Service", "ExecStart", "/bin/echo a\\\\"), ("Service", "LimitMEMLOCK", "1M")]),
-        ("[Service]\nNoEqualsSign\nLimitMEMLOCK=1M\n", [("Service", "LimitMEMLOCK", "1M")]),
-        ("[Service]\nLimitMEMLOCK=1M\\", [("Service", "LimitMEMLOCK", "1M")]),
-        ("[Service]\r\nLimitMEMLOCK=1M\r\n", [("Service", "LimitMEMLOCK", "1M")]),
-        ("[Service\nLimitMEMLOCK=1M\n", []),  # broken header: no section yet
-        ("", []),
-    ],
-)
-def test_iter_assignments(text, expected):
-    assert list(iter_assignments(text)) == expected
-
-
-@pytest.mark.parametrize(
-    "value, expected",
-    [
-        ("8M", MemlockLimit(8 * MIB, 8 * MIB)),
-        ("infinity", MemlockLimit(None, None)),
-        ("64K:infinity", MemlockLimit(64 * KIB, None)),
-        ("65536", MemlockLimit(65536, 65536)),
-        ("1.5K", MemlockLimit(1536, 1536)),
-        ("unlimited", None),  # LXD's word; systemd refuses it
-        ("Infinity", None),
-        ("8M:unlimited", None),
-        ("", None),
-        ("8m", None),
-        ("64K:32K", None),  # soft above hard: systemd ignores the line
-        ("lots", None),
-    ],
-)
-def test_systemd_limit(value, expected):
-    assert systemd_limit(value) == expected
-
-
-def test_read_limit_settings_only_service_section_and_exact_key():
-    text = (
-        "[Unit]\nLimitMEMLOCK=1M\n[Service]\nlimitmemlock=2M\nLimitMEMLOCK=3M\nLimitNOFILE=4\n"
-        "[Install]\nLimitMEMLOCK=5M\n"
-    )
-    settings = read_limit_settings("/f.conf", text)
-    assert [(setting.path, setting.value) for setting in settings] == [("/f.conf", "3M")]
-
-
-# --- where systemd looks -------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "unit, names",
-    [
-        ("lxd.service", ["lxd.service"]),
-        ("snap.lxd.daemon.service", ["snap.lxd.daemon.service"]),
-        ("a-b-c.service", ["a-b-c.service", "a-b-.service", "a-.service"]),
-        ("foo@bar.service", ["foo@bar.service", "foo@.service"]),
-        ("a-b@x.service", ["a-b@x.service", "a-b@.service", "a-.service", "a-@x.service", "a-@.service"]),
-        ("-a.service", ["-a.service"]),
-        ("a--b.service", ["a--b.service", "a--.service", "a-.service"]),
-    ],
-)
-def test_unit_prefix_names(unit, names):
-    assert _unit_prefix_names(unit) == names
-
-
-def test_dropin_directories_order():
-    directories = dropin_directories("lxd-x.service")
-    assert directories[0] == "/etc/systemd/system.control/lxd-x.service.d"
-    assert directories[1] == "/etc/systemd/system.control/lxd-.service.d"
-    etc = directories.index("/etc/systemd/system/lxd-x.service.d")
-    assert etc < directories.index("/run/systemd/system/lxd-x.service.d")
-    assert directories.index("/run/systemd/system/lxd-x.service.d") < directories.index(
-        "/lib/systemd/system/lxd-x.service.d"
-    )
-    assert directories.index("/lib/systemd/system/lxd-x.service.d") < directories.index(
-        "/usr/lib/systemd/system/lxd-x.service.d"
-    )
-    # the type-wide service.d directories come after every unit-specific one
-    first_type_dir = directories.index("/etc/systemd/system.control/service.d")
-    assert all(directory.endswith("/service.d") for directory in directories[first_type_dir:])
-    assert all(not directory.endswith("/service.d") for directory in directories[:first_type_dir])
-
-
-def test_find_dropins_lists_every_copy_highest_priority_first(lxd_tree):
-    put(lxd_tree, "/usr/lib/systemd/system/lxd.service.d/10-a.conf", memlock("1M"))
-    put(lxd_tree, "/etc/systemd/system/lxd.service.d/10-a.conf", memlock("2M"))
-    put(lxd_tree, "/run/systemd/system/service.d/10-a.conf", memlock("3M"))
-    put(lxd_tree, "/etc/systemd/system/service.d/20-b.conf", memlock("4M"))
-    put(lxd_tree, "/etc/systemd/system/lxd.service.d/readme.txt", memlock("5M"))
-    put(lxd_tree, "/etc/systemd/system/lxd.service.d/.hidden.conf", memlock("6M"))
-    os.makedirs(os.path.join(str(lxd_tree), "etc/systemd/system/lxd.service.d/dir.conf"))
-    assert find_dropins("lxd.service", str(lxd_tree)) == {
-        "10-a.conf": [
-            "/etc/systemd/system/lxd.service.d/10-a.conf",
-            "/usr/lib/systemd/system/lxd.service.d/10-a.conf",
-            "/run/systemd/system/service.d/10-a.conf",
-        ],
-        "20-b.conf": ["/etc/systemd/system/service.d/20-b.conf"],
-    }
-
-
-# --- the limit in force --------------------------------------------------------------------------
-
-
-def test_effective_from_unit_file_alone(lxd_tree):
-    put(lxd_tree, UNIT_FILE, "[Service]\nExecStart=/usr/bin/lxd\nLimitMEMLOCK=64K\n")
-    result = effective_limit("lxd.service", UNIT_FILE, {}, str(lxd_tree))
-    assert result.limit == MemlockLimit(64 * KIB, 64 * KIB)
-    assert result.source == UNIT_FILE
-
-
-def test_effective_nothing_set(lxd_tree):
-    result = effective_limit("lxd.service", UNIT_FILE, {}, str(lxd_tree))
-    assert (result.limit, result.source, result.settings) == (None, None, ())
-
-
-def test_effective_sorts_by_file_name_not_directory(lxd_tree):
-    put(lxd_tree, "/etc/systemd/system/lxd.service.d/90-etc.conf", memlock("1M"))
-    put(lxd_tree, "/usr/lib/systemd/system/lxd.service.d/95-usr.conf", memlock("2M"))
-    dropins = {name: paths[0] for name, paths in find_dropins("lxd.service", str(lxd_tree)).items()}
-    result = effective_limit("lxd.service", UNIT_FILE, dropins, str(lxd_tree))
-    assert result.source == "/usr/lib/systemd/system/lxd.service.d/95-usr.conf"
-    assert [setting.value for setting in result.settings] == ["1M", "2M"]
-
-
-def test_effective_last_assignment_in_a_file_wins(lxd_tree):
-    put(lxd_tree, "/etc/systemd/system/lxd.service.d/50-x.conf", "[Service]\nLimitMEMLOCK=1M\nLimitMEMLOCK=2M\n")
-    result = effective_limit("lxd.service", None, {"50-x.conf": "/etc/systemd/system/lxd.service.d/50-x.conf"},
-                             str(lxd_tree))
-    assert result.limit == MemlockLimit(2 * MIB, 2 * MIB)
-
-
-def test_effective_overrides_replace_file_content(lxd_tree):
-    put(lxd_tree, OURS, memlock("1M"))
-    result = effective_limit("lxd.service", None, {"00-memlock.conf": OURS}, str(lxd_tree), {OURS: memlock("4M")})
-    assert result.limit == MemlockLimit(4 * MIB, 4 * MIB)
-
-
-def test_effective_skips_invalid_values(lxd_tree):
-    put(lxd_tree, "/etc/systemd/system/lxd.service.d/99-bad.conf", memlock("unlimited"))
-    put(lxd_tree, OURS, memlock("1M"))
-    dropins = {name: paths[0] for name, paths in find_dropins("lxd.service", str(lxd_tree)).items()}
-    result = effective_limit("lxd.service", UNIT_FILE, dropins, str(lxd_tree))
-    assert result.source == OURS
-    assert [(setting.value, setting.limit is None) for setting in result.settings] == [
-        ("1M", False), ("unlimited", True)
-    ]
 
 
 # --- planning ------------------------------------------------------------------------------------
 
 
-def plan(root, limit="256K", state="present", unit="lxd.service", name="00-memlock.conf"):
-    return plan_dropin(unit, state, parse_limit(limit) if limit else None, name, str(root))
+def plan(root, limit="256K", state="present", unit="lxd.service", name="00-memlock.conf", ipc_lock=False,
+         no_swap=False):
+    content = DropinContent(parse_limit(limit) if limit else None, ipc_lock, no_swap)
+    return plan_dropin(unit, state, content, name, str(root))
 
 
 def test_plan_fresh_host(lxd_tree):
@@ -478,7 +307,9 @@ def test_plan_warns_about_ignored_values(lxd_tree):
     result = plan(lxd_tree)
     assert result.overridden_by is None
     assert result.warnings == [
-        "/etc/systemd/system/lxd.service.d/99-lxd.conf: systemd ignores LimitMEMLOCK=unlimited (not a valid limit)"
+        "/etc/systemd/system/lxd.service.d/99-lxd.conf: systemd ignores LimitMEMLOCK=unlimited ('unlimited' is not "
+        "a size: 'unlimited' is not a suffix systemd knows here (E, P, T, G, M, K or B, upper case, once each, larger "
+        "before smaller))"
     ]
 
 
@@ -509,7 +340,7 @@ def test_plan_absent_reveals_lower_copy(lxd_tree):
     assert result.before == memlock("1M").encode()
     assert result.effective.source == lower
     assert result.overridden_by is None
-    assert result.limit is None
+    assert result.content is None
 
 
 def test_plan_absent_when_missing_is_unchanged(lxd_tree):
@@ -522,7 +353,7 @@ def test_plan_absent_when_missing_is_unchanged(lxd_tree):
     "kwargs, message",
     [
         (dict(state="latest", limit="1M"), "state: 'latest' is not valid"),
-        (dict(state="present", limit=None), "limit: required with state=present"),
+        (dict(state="present", limit=None), "limit: missing, and required with state=present unless no_swap=true"),
         (dict(name="../x.conf"), "name: '../x.conf' must not contain '/'"),
     ],
 )
@@ -602,119 +433,156 @@ def test_apply_replaces_dangling_link(lxd_tree):
     assert open(full, "rb").read() == GOLDEN_LXD_256K.encode()
 
 
-# --- against systemd itself ----------------------------------------------------------------------
-# `systemd-analyze --root=DIR verify UNIT` loads the unit as the manager would and logs every
-# LimitMEMLOCK= it cannot parse with its file name, in the order it reads the files. Values made
-# unparseable on purpose thus show which files systemd reads, and in which order. Generators and
-# transient units are left out: verify replaces those directories with temporary ones.
+# --- CAP_IPC_LOCK: added to the bounding set only where the unit restricts it ---------------------
 
-SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+VAULT_UNIT = "/lib/systemd/system/vault.service"
+VAULT_OURS = "/etc/systemd/system/vault.service.d/00-memlock.conf"
+VAULT_LATER = "/etc/systemd/system/vault.service.d/50-local.conf"
+EVERY_CAPABILITY = 41  # cap_chown .. cap_checkpoint_restore
 
-
-def _systemd_unit_paths():
-    """The unit paths of this machine's systemd; a build without split /usr has no /lib ones."""
-    if SYSTEMD_ANALYZE is None:
-        return list(UNIT_PATHS)
-    process = subprocess.run([SYSTEMD_ANALYZE, "unit-paths"], stdout=subprocess.PIPE, universal_newlines=True,
-                             check=False)
-    listed = set(process.stdout.split())
-    return [path for path in UNIT_PATHS if path in listed] or list(UNIT_PATHS)
-
-
-ORACLE_PATHS = [path for path in _systemd_unit_paths() if "generator" not in path and "transient" not in path]
-UNIT_FILE_DIRS = [path for path in ORACLE_PATHS if path.endswith(("/etc/systemd/system", "/run/systemd/system",
-                                                                  "/lib/systemd/system"))]
-_REPORTED = re.compile(r"^(\S+):\d+: Failed to parse resource value, ignoring: (.*)$", re.MULTILINE)
+GOLDEN_VAULT_IPC_LOCK_ROOT = """\
+# Managed by vault_mlock.lxd.memlock_dropin; local changes will be overwritten.
+# LimitMEMLOCK caps the memory each process of vault.service may lock in RAM (RLIMIT_MEMLOCK).
+# infinity is no limit; systemd's K, M, G are powers of 1024.
+# In a process started by vault.service, `ulimit -l` prints unlimited.
+# CAP_IPC_LOCK joins vault.service's ambient capabilities; its bounding set already holds it.
+[Service]
+LimitMEMLOCK=infinity
+AmbientCapabilities=CAP_IPC_LOCK
+"""
 
 
-def systemd_reads(root, unit):
-    """[(path, value)] of the LimitMEMLOCK= values systemd refused, in the order it read them."""
-    process = subprocess.run(
-        [SYSTEMD_ANALYZE, f"--root={root}", "verify", unit],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False,
-    )
-    reported = [(match.group(1), match.group(2)) for match in _REPORTED.finditer(process.stdout)]
-    if not reported:
-        pytest.skip(f"this systemd-analyze does not verify offline trees: {process.stdout[:200]}")
-    return [(path[len(str(root)):], value) for path, value in reported]
+def vault_tree(root, *lines):
+    put(root, VAULT_UNIT, "[Service]\nExecStart=/usr/bin/vault server\n" + "".join(line + "\n" for line in lines))
+    return root
 
 
-def bad(path):
-    return "bad-" + path.replace("/", "_")
+def vault_plan(root, limit="infinity"):
+    return plan(root, limit=limit, unit="vault.service", ipc_lock=True)
 
 
-tree_entries = st.lists(
-    st.tuples(
-        st.sampled_from(ORACLE_PATHS),
-        st.integers(min_value=0, max_value=7),  # index into the unit's drop-in names, or service.d
-        st.sampled_from(["00-memlock.conf", "10-a.conf", "50-x.conf", "zz.conf", ".hidden.conf", "notes.txt"]),
-        st.booleans(),  # a /dev/null link instead of a file
-    ),
-    max_size=12,
-)
+def test_ipc_lock_never_narrows_an_unrestricted_bounding_set(tmp_path):
+    """CapabilityBoundingSet=CAP_IPC_LOCK here would leave a root service CAP_IPC_LOCK alone (CapBnd 0x4000)."""
+    result = vault_plan(vault_tree(tmp_path))
+    assert result.after == GOLDEN_VAULT_IPC_LOCK_ROOT.encode()
+    assert not result.adds_bounding
+    assert len(result.bounding.names) == EVERY_CAPABILITY and "cap_dac_override" in result.bounding.names
+    assert result.ambient.names == ["cap_ipc_lock"]
+    assert result.warnings == []
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="needs systemd-analyze")
-@settings(max_examples=120, deadline=None)
-@given(
-    st.sampled_from(["lxd.service", "snap.lxd.daemon.service", "a-b-c.service", "vault@a.service", "a-b@x.service"]),
-    st.sampled_from(UNIT_FILE_DIRS),
-    tree_entries,
-)
-def test_reads_the_files_systemd_reads_in_its_order(unit, unit_dir, entries):
-    names = _unit_prefix_names(unit) + ["service"]
-    with tempfile.TemporaryDirectory() as root:
-        stem, _dot, unit_type = unit.rpartition(".")
-        prefix, _at, instance = stem.partition("@")
-        unit_file_name = f"{prefix}@.{unit_type}" if instance else unit
-        put(root, f"{unit_dir}/{unit_file_name}", "[Service]\nExecStart=/bin/true\nLimitMEMLOCK=bad-unit-file\n")
-        for unit_path, name_index, file_name, dev_null in entries:
-            path = f"{unit_path}/{names[name_index % len(names)]}.d/{file_name}"
-            full = os.path.join(root, path.lstrip("/"))
-            if os.path.lexists(full):
-                continue
-            if dev_null:
-                os.makedirs(os.path.dirname(full), exist_ok=True)
-                os.symlink("/dev/null", full)
-            else:
-                put(root, path, f"[Service]\nLimitMEMLOCK={bad(path)}\n")
-
-        found = find_unit_file(unit, root)
-        dropins = {name: paths[0] for name, paths in find_dropins(unit, root).items()}
-        ours = effective_limit(unit, found.path, dropins, root)
-        assert [(setting.path, setting.value) for setting in ours.settings] == systemd_reads(root, unit)
+def test_ipc_lock_joins_a_restricted_bounding_set(tmp_path):
+    result = vault_plan(vault_tree(tmp_path, "CapabilityBoundingSet=CAP_NET_BIND_SERVICE"))
+    text = result.after.decode()
+    assert result.adds_bounding
+    assert text.splitlines()[-3:] == ["LimitMEMLOCK=infinity", "AmbientCapabilities=CAP_IPC_LOCK",
+                                      "CapabilityBoundingSet=CAP_IPC_LOCK"]
+    assert "# CAP_IPC_LOCK joins vault.service's ambient capabilities, and its bounding set" in text
+    assert result.bounding.names == ["cap_net_bind_service", "cap_ipc_lock"]
 
 
-@pytest.mark.skipif(SYSTEMD_ANALYZE is None, reason="needs systemd-analyze")
 @pytest.mark.parametrize(
-    "text",
+    "unit_lines, later, adds, names",
     [
-        "[Service]\nLimitMEMLOCK=bad-1\n# LimitMEMLOCK=bad-comment\n; LimitMEMLOCK=bad-semicolon\nLimitMEMLOCK=bad-2\n",
-        "[Service]\n  LimitMEMLOCK  =  bad-spaces  \n",
-        "[Service]\nLimitMEMLOCK=bad-\\\ncontinued\n",
-        "[Service]\nLimitMEMLOCK=bad-\\\n# skipped comment\ncontinued\n",
-        "[Service]\n# comment ending in a backslash \\\nLimitMEMLOCK=bad-after-comment\n",
-        "[Unit]\nDescription=x\n[Service]\nLimitMEMLOCK=bad-service\n[Install]\nWantedBy=multi-user.target\n",
+        # restricted, CAP_IPC_LOCK already in: nothing to add
+        (["CapabilityBoundingSet=CAP_IPC_LOCK CAP_CHOWN"], None, False, ["cap_chown", "cap_ipc_lock"]),
+        # everything but one capability: CAP_IPC_LOCK is in
+        (["CapabilityBoundingSet=~CAP_SYS_ADMIN"], None, False, "all but cap_sys_admin"),
+        # an empty reset in the unit file: the set is empty, the drop-in adds CAP_IPC_LOCK
+        (["CapabilityBoundingSet="], None, True, ["cap_ipc_lock"]),
+        # two lines in the unit file, merged, then ours
+        (["CapabilityBoundingSet=CAP_NET_RAW", "CapabilityBoundingSet=CAP_CHOWN"], None, True,
+         ["cap_chown", "cap_net_raw", "cap_ipc_lock"]),
+        # restricted only by a later drop-in: ours replaces the full set first, the later one adds to it
+        ([], "CapabilityBoundingSet=CAP_NET_RAW", True, ["cap_net_raw", "cap_ipc_lock"]),
+        # a later drop-in that lifts every restriction ('~' alone is every capability)
+        (["CapabilityBoundingSet=CAP_NET_RAW"], "CapabilityBoundingSet=~", False, "all"),
     ],
 )
-def test_parses_like_systemd(tmp_path, text):
-    put(tmp_path, "/etc/systemd/system/lxd.service", "[Service]\nExecStart=/bin/true\n")
-    path = "/etc/systemd/system/lxd.service.d/50-x.conf"
-    put(tmp_path, path, text)
-    ours = [(setting.path, setting.value) for setting in read_limit_settings(path, text)]
-    assert ours == systemd_reads(tmp_path, "lxd.service")
+def test_ipc_lock_bounding_decisions(tmp_path, unit_lines, later, adds, names):
+    vault_tree(tmp_path, *unit_lines)
+    if later:
+        put(tmp_path, VAULT_LATER, f"[Service]\n{later}\n")
+    result = vault_plan(tmp_path)
+    assert result.adds_bounding is adds
+    assert ("CapabilityBoundingSet=CAP_IPC_LOCK" in result.after.decode()) is adds
+    if names == "all":
+        assert len(result.bounding.names) == EVERY_CAPABILITY
+    elif names == "all but cap_sys_admin":
+        assert len(result.bounding.names) == EVERY_CAPABILITY - 1 and "cap_sys_admin" not in result.bounding.names
+    else:
+        assert result.bounding.names == names
+    assert result.warnings == []
 
 
-def test_render_with_ipc_lock_adds_the_capability_settings_after_the_limit():
-    text = render_dropin("vault.service", MemlockLimit(None, None), ipc_lock=True)
-    assert text.splitlines()[-4:] == [
-        "[Service]",
-        "LimitMEMLOCK=infinity",
-        "AmbientCapabilities=CAP_IPC_LOCK",
-        "CapabilityBoundingSet=CAP_IPC_LOCK",
+@pytest.mark.parametrize("later", ["CapabilityBoundingSet=~CAP_IPC_LOCK", "CapabilityBoundingSet="])
+def test_ipc_lock_taken_away_later_is_warned_not_fought(tmp_path, later):
+    vault_tree(tmp_path, "CapabilityBoundingSet=CAP_NET_RAW")
+    put(tmp_path, VAULT_LATER, f"[Service]\n{later}\n")
+    result = vault_plan(tmp_path)
+    assert not result.adds_bounding  # the line would not survive; with '~' it would even cost CAP_NET_RAW
+    assert "cap_ipc_lock" not in result.bounding.names
+    assert result.warnings == [
+        f"{VAULT_LATER} sets CapabilityBoundingSet= after {VAULT_OURS} and leaves CAP_IPC_LOCK out of "
+        "vault.service's bounding set; add CAP_IPC_LOCK there"
     ]
-    assert "CAP_IPC_LOCK is added to vault.service's ambient and bounding" in text
 
 
-def test_render_without_ipc_lock_has_no_capability_settings():
-    assert "Capabilit" not in render_dropin("vault.service", MemlockLimit(None, None))
+def test_ipc_lock_ambient_reset_later_is_warned(tmp_path):
+    vault_tree(tmp_path)
+    put(tmp_path, VAULT_LATER, "[Service]\nAmbientCapabilities=\n")
+    result = vault_plan(tmp_path)
+    assert result.ambient.names == []
+    assert result.warnings == [
+        f"{VAULT_LATER} sets AmbientCapabilities= after {VAULT_OURS} and leaves CAP_IPC_LOCK out of "
+        "vault.service's ambient capabilities; add CAP_IPC_LOCK there"
+    ]
+
+
+def test_ipc_lock_rewrites_an_older_narrowing_dropin(tmp_path):
+    """A drop-in from before, with the bounding line on an unrestricted unit, is rewritten without it."""
+    vault_tree(tmp_path)
+    put(tmp_path, VAULT_OURS, "[Service]\nLimitMEMLOCK=infinity\nAmbientCapabilities=CAP_IPC_LOCK\n"
+                              "CapabilityBoundingSet=CAP_IPC_LOCK\n")
+    result = vault_plan(tmp_path)
+    assert result.changed and not result.adds_bounding
+    assert len(result.bounding.names) == EVERY_CAPABILITY
+    apply_dropin(result, str(tmp_path))
+    assert not vault_plan(tmp_path).changed
+
+
+def test_ipc_lock_decision_is_stable_after_apply(tmp_path):
+    vault_tree(tmp_path, "CapabilityBoundingSet=CAP_NET_BIND_SERVICE")
+    first = vault_plan(tmp_path)
+    apply_dropin(first, str(tmp_path))
+    again = vault_plan(tmp_path)
+    assert not again.changed and again.adds_bounding
+    assert again.bounding.names == ["cap_net_bind_service", "cap_ipc_lock"]
+
+
+def test_without_ipc_lock_no_capability_lines(tmp_path):
+    result = plan(vault_tree(tmp_path, "CapabilityBoundingSet=CAP_NET_RAW"), limit="1M", unit="vault.service")
+    assert "Capabilit" not in result.after.decode()
+    assert result.bounding.names == ["cap_net_raw"] and result.ambient.names == []
+
+
+# --- MemorySwapMax=0 -----------------------------------------------------------------------------
+
+GOLDEN_NO_SWAP = """\
+# Managed by vault_mlock.lxd.memlock_dropin; local changes will be overwritten.
+# MemorySwapMax=0 keeps the memory of snap.vault.vaultd.service out of swap (cgroup v2).
+[Service]
+MemorySwapMax=0
+"""
+
+
+def test_no_swap_alone_needs_no_limit(tmp_path):
+    result = plan(tmp_path, limit=None, unit="snap.vault.vaultd.service", name="00-no-swap.conf", no_swap=True)
+    assert result.path == "/etc/systemd/system/snap.vault.vaultd.service.d/00-no-swap.conf"
+    assert result.after == GOLDEN_NO_SWAP.encode()
+    assert result.effective.limit is None and result.overridden_by is None
+
+
+def test_no_swap_beside_a_limit(tmp_path):
+    text = plan(tmp_path, limit="1M", unit="vault.service", no_swap=True).after.decode()
+    assert text.splitlines()[-2:] == ["LimitMEMLOCK=1M", "MemorySwapMax=0"]

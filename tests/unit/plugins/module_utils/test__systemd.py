@@ -16,13 +16,16 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._systemd import (
     SystemdError,
     UnitFile,
     daemon_reload,
+    default_memlock_limit,
     detect_lxd_unit,
     find_unit_file,
     join_root,
     main_pid,
     normalize_unit_name,
+    resolve_unit,
     systemd_running,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit
 
 SERVICE = "[Unit]\nDescription=test\n[Service]\nExecStart=/bin/true\n"
 
@@ -63,6 +66,7 @@ class FakeSystemctl:
         ("vault.service", "vault.service"),
         ("snap.lxd.daemon", "snap.lxd.daemon.service"),
         ("snap.lxd.daemon.service", "snap.lxd.daemon.service"),
+        ("snap.vault.vaultd", "snap.vault.vaultd.service"),  # 'vaultd' is no unit type: its .d is ...service.d
         ("incus", "incus.service"),
         ("getty@tty1.service", "getty@tty1.service"),
         ("vault@.service", "vault@.service"),
@@ -293,3 +297,31 @@ def test_systemd_running(tmp_path):
     assert systemd_running(str(tmp_path)) is False
     (tmp_path / "run" / "systemd" / "system").mkdir(parents=True)
     assert systemd_running(str(tmp_path)) is True
+
+
+def test_resolve_unit_auto_finds_the_daemon(tmp_path):
+    put(tmp_path, "/lib/systemd/system/incus.service")
+    assert resolve_unit("auto", str(tmp_path)) == "incus.service"
+
+
+def test_resolve_unit_names_a_service(tmp_path):
+    assert resolve_unit("snap.vault.vaultd", str(tmp_path)) == "snap.vault.vaultd.service"
+    with pytest.raises(SystemdError, match="^unit: 'vault.socket' is a .socket unit"):
+        resolve_unit("vault.socket", str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "rc, out, expected",
+    [
+        (0, "DefaultLimitMEMLOCKSoft=8388608\nDefaultLimitMEMLOCK=8388608\n", MemlockLimit(8388608, 8388608)),
+        (0, "DefaultLimitMEMLOCK=infinity\nDefaultLimitMEMLOCKSoft=65536\n", MemlockLimit(65536, None)),
+        (0, "DefaultLimitMEMLOCK=8388608\n", None),  # a systemd that does not tell the soft limit
+        (0, "DefaultLimitMEMLOCKSoft=x\nDefaultLimitMEMLOCK=8388608\n", None),
+        (1, "", None),
+    ],
+)
+def test_default_memlock_limit(rc, out, expected):
+    run = FakeSystemctl(rc, out)
+    assert default_memlock_limit(run, "/bin/systemctl") == expected
+    assert run.calls == [["/bin/systemctl", "show", "--property=DefaultLimitMEMLOCKSoft",
+                          "--property=DefaultLimitMEMLOCK"]]

@@ -68,8 +68,9 @@ def systemctl(tmp_path, monkeypatch):
     script.write_text(
         "#!/bin/sh\n"
         f'echo "$*" >> {log}\n'
-        'case "$1" in\n'
-        f"  show) echo {PID} ;;\n"
+        'case "$*" in\n'
+        f"  *MainPID*) echo {PID} ;;\n"
+        "  *DefaultLimitMEMLOCK*) printf 'DefaultLimitMEMLOCKSoft=8388608\\nDefaultLimitMEMLOCK=8388608\\n' ;;\n"
         "esac\n"
         "exit 0\n"
     )
@@ -79,12 +80,41 @@ def systemctl(tmp_path, monkeypatch):
     return log
 
 
+PID1_STATUS = "Name:\tsystemd\nPid:\t1\nPPid:\t0\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n"
+LIMITS_8M = LIMITS_64K.replace("65536                65536", "8388608              8388608")
+SHOW_MAIN_PID = "show --property=MainPID --value lxd.service"
+SHOW_DEFAULT = "show --property=DefaultLimitMEMLOCKSoft --property=DefaultLimitMEMLOCK"
+
+
+def report(soft, hard, value):
+    """A limit in the modules' one shape."""
+    return {"soft_bytes": soft, "hard_bytes": hard, "soft_ulimit_kib": None if soft is None else soft // 1024,
+            "hard_ulimit_kib": None if hard is None else hard // 1024, "systemd_value": value}
+
+
+R_256M = report(268435456, 268435456, "256M")
+R_64K = report(65536, 65536, "64K")
+R_8M = report(8388608, 8388608, "8M")
+R_INFINITY = report(None, None, "infinity")
+
+
 @pytest.fixture
 def running(host, systemctl):
-    """systemd runs, and lxd.service's main process 4242 has a 64K limit."""
+    """systemd runs as on a host (every capability, initial user namespace, hard limit 8 MiB), and
+    lxd.service's main process 4242 has a 64K limit."""
     (host / "run" / "systemd" / "system").mkdir(parents=True)
     put(host, f"/proc/{PID}/limits", LIMITS_64K)
+    put(host, "/proc/1/limits", LIMITS_8M)
+    put(host, "/proc/1/status", PID1_STATUS)
+    put(host, "/proc/1/uid_map", "         0          0 4294967295\n")
     return systemctl
+
+
+@pytest.fixture
+def in_container(running, host):
+    """The same, but systemd runs in a user namespace (an unprivileged LXD guest), capped at 8 MiB."""
+    put(host, "/proc/1/uid_map", "         0    1000000 1000000000\n")
+    return running
 
 
 # --- bad input fails before anything is touched --------------------------------------------------
@@ -155,27 +185,26 @@ def test_present_writes_the_dropin(run_module, host, systemctl):
     assert read(host, OURS) == GOLDEN_256M
     full = os.path.join(str(host), OURS.lstrip("/"))
     assert stat.S_IMODE(os.stat(full).st_mode) == 0o644
-    assert {key: result[key] for key in (
-        "path", "unit", "unit_file", "limit", "limit_bytes", "ulimit_kib", "effective_limit",
-        "effective_limit_bytes", "limit_source", "overridden_by", "main_pid", "running_limit_bytes",
-        "restart_required", "daemon_reloaded",
-    )} == {
+    assert {key: value for key, value in result.items()
+            if key not in ("changed", "warnings", "invocation", "capability_bounding_set")} == {
         "path": OURS,
         "unit": "lxd.service",
         "unit_file": UNIT_FILE,
-        "limit": "256M",
-        "limit_bytes": {"soft": 268435456, "hard": 268435456},
-        "ulimit_kib": {"soft": 262144, "hard": 262144},
-        "effective_limit": "256M",
-        "effective_limit_bytes": {"soft": 268435456, "hard": 268435456},
+        "limit": R_256M,
+        "effective_limit": R_256M,
         "limit_source": OURS,
         "overridden_by": None,
+        "limit_settings": [{"path": OURS, "value": "256M", "valid": True}],
+        "default_limit": None,
+        "ceiling": {"hard_bytes": None, "reason": "systemd does not run here"},
+        "start_limit": R_256M,
         "main_pid": None,
-        "running_limit_bytes": None,
+        "running_limit": None,
         "restart_required": False,
+        "ambient_capabilities": [],
         "daemon_reloaded": False,
     }
-    assert result["limit_settings"] == [{"path": OURS, "value": "256M", "valid": True}]
+    assert len(result["capability_bounding_set"]) == 41  # nothing restricts lxd.service's
     assert warnings(result) == []
     assert systemctl.read_text() == ""  # systemd does not run: nothing to ask, nothing to reload
 
@@ -184,18 +213,20 @@ def test_second_run_is_unchanged(run_module, host):
     run_module(memlock_dropin, dict(limit="256M"))
     result = run_module(memlock_dropin, dict(limit="268435456"))
     assert result["changed"] is False
-    assert result["limit"] == "256M"
+    assert result["limit"] == R_256M
 
 
-@pytest.mark.parametrize("limit, written, ulimit", [
-    ("unlimited", "infinity", {"soft": None, "hard": None}),
-    ("64M:1G", "64M:1G", {"soft": 65536, "hard": 1048576}),
-    ("256K", "256K", {"soft": 256, "hard": 256}),
+@pytest.mark.parametrize("limit, written, expected", [
+    ("unlimited", "infinity", R_INFINITY),
+    ("64M:1G", "64M:1G", report(67108864, 1073741824, "64M:1G")),
+    ("256K", "256K", report(262144, 262144, "256K")),
+    ("1G 512M", "1536M", report(1610612736, 1610612736, "1536M")),
+    ("4.M", "4M", report(4194304, 4194304, "4M")),
+    (" 4M:8M ", "4M:8M", report(4194304, 8388608, "4M:8M")),
 ])
-def test_limit_is_normalised(run_module, host, limit, written, ulimit):
+def test_limit_is_normalised(run_module, host, limit, written, expected):
     result = run_module(memlock_dropin, dict(limit=limit))
-    assert result["limit"] == written
-    assert result["ulimit_kib"] == ulimit
+    assert result["limit"] == expected
     assert read(host, OURS).endswith(f"\n[Service]\nLimitMEMLOCK={written}\n")
 
 
@@ -203,7 +234,7 @@ def test_check_mode_reports_without_writing(run_module, host):
     before = tree_snapshot(host)
     result = run_module(memlock_dropin, dict(limit="256M", _ansible_check_mode=True, _ansible_diff=True))
     assert result["changed"] is True
-    assert result["effective_limit"] == "256M"
+    assert result["effective_limit"] == R_256M
     assert result["diff"] == {
         "before": "",
         "after": GOLDEN_256M,
@@ -249,7 +280,7 @@ def test_override_is_reported_and_warned(run_module, host):
     put(host, later, "[Service]\nLimitMEMLOCK=64K\n")
     result = run_module(memlock_dropin, dict(limit="256M"))
     assert result["overridden_by"] == later
-    assert result["effective_limit"] == "64K"
+    assert result["effective_limit"] == R_64K
     assert result["limit_source"] == later
     assert any(later in warning for warning in warnings(result))
     assert read(host, later) == "[Service]\nLimitMEMLOCK=64K\n"
@@ -260,7 +291,7 @@ def test_absent_removes_only_the_file(run_module, host):
     put(host, "/etc/systemd/system/lxd.service.d/10-other.conf", "[Service]\nLimitNOFILE=1024\n")
     result = run_module(memlock_dropin, dict(state="absent", _ansible_diff=True))
     assert result["changed"] is True
-    assert result["limit"] is None and result["limit_bytes"] is None and result["ulimit_kib"] is None
+    assert result["limit"] is None
     assert result["effective_limit"] is None
     assert result["diff"]["before"] == GOLDEN_256M and result["diff"]["after"] == ""
     assert os.listdir(os.path.join(str(host), "etc/systemd/system/lxd.service.d")) == ["10-other.conf"]
@@ -283,9 +314,12 @@ def test_running_daemon_change_reloads_and_needs_restart(run_module, host, runni
     assert result["changed"] is True
     assert result["daemon_reloaded"] is True
     assert result["main_pid"] == PID
-    assert result["running_limit_bytes"] == {"soft": 65536, "hard": 65536}
+    assert result["running_limit"] == R_64K
+    assert result["start_limit"] == R_256M
+    assert result["ceiling"]["hard_bytes"] is None  # a host's systemd can raise limits
+    assert result["default_limit"] == R_8M
     assert result["restart_required"] is True
-    assert running.read_text().splitlines() == ["daemon-reload", "show --property=MainPID --value lxd.service"]
+    assert running.read_text().splitlines() == ["daemon-reload", SHOW_MAIN_PID, SHOW_DEFAULT]
 
 
 def test_running_daemon_unchanged_file_does_not_reload(run_module, host, running):
@@ -295,13 +329,13 @@ def test_running_daemon_unchanged_file_does_not_reload(run_module, host, running
     assert result["changed"] is False
     assert result["daemon_reloaded"] is False
     assert result["restart_required"] is True  # still on 64K until restarted
-    assert running.read_text().splitlines() == ["show --property=MainPID --value lxd.service"]
+    assert running.read_text().splitlines() == [SHOW_MAIN_PID, SHOW_DEFAULT]
 
 
 def test_running_daemon_already_on_the_limit(run_module, host, running):
     put(host, f"/proc/{PID}/limits", LIMITS_256M)
     result = run_module(memlock_dropin, dict(limit="256M"))
-    assert result["running_limit_bytes"] == {"soft": 268435456, "hard": 268435456}
+    assert result["running_limit"] == R_256M
     assert result["restart_required"] is False
 
 
@@ -324,7 +358,7 @@ def test_process_gone_gives_no_running_limit(run_module, host, running):
     os.unlink(os.path.join(str(host), f"proc/{PID}/limits"))
     result = run_module(memlock_dropin, dict(limit="256M"))
     assert result["main_pid"] == PID
-    assert result["running_limit_bytes"] is None
+    assert result["running_limit"] is None
     assert result["restart_required"] is False
 
 
@@ -338,3 +372,94 @@ def test_failing_daemon_reload_fails_after_writing(run_module, host, running, tm
         f"{OURS} was written, but daemon_reload: 'systemctl daemon-reload' failed with rc=1: Failed to connect to bus"
     )
     assert read(host, OURS) == GOLDEN_256M
+
+
+# --- state=absent tells the truth -----------------------------------------------------------------
+
+
+def test_absent_requires_a_restart_while_the_process_runs_on_the_removed_limit(run_module, host, running):
+    put(host, OURS, GOLDEN_256M)
+    put(host, f"/proc/{PID}/limits", LIMITS_256M)
+    result = run_module(memlock_dropin, dict(state="absent"))
+    assert result["changed"] is True and result["effective_limit"] is None
+    assert result["start_limit"] == R_8M  # systemd's DefaultLimitMEMLOCK= from now on
+    assert result["running_limit"] == R_256M
+    assert result["restart_required"] is True
+    again = run_module(memlock_dropin, dict(state="absent"))
+    assert again["changed"] is False and again["restart_required"] is True  # until it is restarted
+
+
+def test_absent_needs_no_restart_once_the_process_runs_on_the_default(run_module, host, running):
+    put(host, f"/proc/{PID}/limits", LIMITS_8M)
+    result = run_module(memlock_dropin, dict(state="absent"))
+    assert result["changed"] is False and result["restart_required"] is False
+
+
+# --- systemd's ceiling ---------------------------------------------------------------------------
+
+
+def test_in_a_container_infinity_gives_the_ceiling_and_no_endless_restart(run_module, host, in_container):
+    put(host, f"/proc/{PID}/limits", LIMITS_8M)
+    result = run_module(memlock_dropin, dict(limit="infinity"))
+    assert result["ceiling"]["hard_bytes"] == 8388608
+    assert "runs in a user namespace" in result["ceiling"]["reason"]
+    assert result["effective_limit"] == R_INFINITY and result["start_limit"] == R_8M
+    assert result["restart_required"] is False  # it already runs on all a start can give
+    assert any("silently lowers lxd.service's LimitMEMLOCK=infinity to 8M" in warning
+               for warning in warnings(result))
+
+
+def test_in_a_container_a_daemon_below_the_ceiling_needs_the_restart(run_module, host, in_container):
+    result = run_module(memlock_dropin, dict(limit="infinity"))
+    assert result["running_limit"] == R_64K and result["start_limit"] == R_8M
+    assert result["restart_required"] is True
+
+
+def test_on_a_host_infinity_gives_infinity(run_module, host, running):
+    put(host, f"/proc/{PID}/limits", LIMITS_8M)
+    result = run_module(memlock_dropin, dict(limit="infinity"))
+    assert result["ceiling"]["hard_bytes"] is None
+    assert result["start_limit"] == R_INFINITY
+    assert result["restart_required"] is True
+    assert not any("silently lowers" in warning for warning in warnings(result))
+
+
+# --- CAP_IPC_LOCK and MemorySwapMax=0 ------------------------------------------------------------
+
+
+def test_ipc_lock_keeps_a_root_services_bounding_set(run_module, tmp_path, monkeypatch):
+    root = tmp_path / "guest"
+    put(root, "/usr/lib/systemd/system/vault.service", "[Service]\nExecStart=/usr/bin/vault server\n")
+    monkeypatch.setattr(_systemd, "SYSTEM_ROOT", str(root))
+    result = run_module(memlock_dropin, dict(unit="vault", limit="infinity", ipc_lock=True))
+    text = read(root, result["path"])
+    assert "AmbientCapabilities=CAP_IPC_LOCK" in text and "CapabilityBoundingSet" not in text
+    assert "cap_dac_override" in result["capability_bounding_set"]
+    assert result["ambient_capabilities"] == ["cap_ipc_lock"]
+
+
+def test_ipc_lock_joins_a_restricted_bounding_set(run_module, tmp_path, monkeypatch):
+    root = tmp_path / "guest"
+    put(root, "/usr/lib/systemd/system/vault.service",
+        "[Service]\nExecStart=/usr/bin/vault server\nCapabilityBoundingSet=CAP_NET_BIND_SERVICE\n")
+    monkeypatch.setattr(_systemd, "SYSTEM_ROOT", str(root))
+    result = run_module(memlock_dropin, dict(unit="vault", limit="infinity", ipc_lock=True))
+    assert read(root, result["path"]).endswith("CapabilityBoundingSet=CAP_IPC_LOCK\n")
+    assert result["capability_bounding_set"] == ["cap_net_bind_service", "cap_ipc_lock"]
+
+
+def test_no_swap_for_a_snap_unit_goes_where_systemd_reads_it(run_module, tmp_path, monkeypatch):
+    root = tmp_path / "guest"
+    root.mkdir()
+    monkeypatch.setattr(_systemd, "SYSTEM_ROOT", str(root))
+    result = run_module(memlock_dropin, dict(unit="snap.vault.vaultd", name="00-no-swap.conf", no_swap=True))
+    assert result["unit"] == "snap.vault.vaultd.service"
+    assert result["path"] == "/etc/systemd/system/snap.vault.vaultd.service.d/00-no-swap.conf"
+    assert read(root, result["path"]).endswith("[Service]\nMemorySwapMax=0\n")
+    assert result["limit"] is None
+
+
+def test_present_without_limit_or_no_swap_fails(run_module, host):
+    result = run_module(memlock_dropin, dict(ipc_lock=True))
+    assert result["failed"] is True
+    assert result["msg"].startswith("limit: missing, and required with state=present unless no_swap=true")
