@@ -22,7 +22,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._dropins import find_dropins, iter_assignments
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_files import find_dropins, iter_assignments
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._systemd import find_unit_file, join_root
 
 CONFIG_FLAGS = ("-config", "--config")

@@ -66,7 +66,9 @@ def test_deb_live_raise_result(lab, run_module):
 
 def test_second_run_is_unchanged(lab, run_module):
     lab(FakeHost("deb", L("512K:8M"), loaded=L("8M")))
-    run_module(memlock_daemon, {"limit": "8M"})
+    first = run_module(memlock_daemon, {"limit": "8M"})
+    # Each run is a child process of its own: the second meets the daemon as the first left it.
+    lab(FakeHost("deb", L(first["daemon_limit"]["systemd_value"]), loaded=L("8M")))
     again = run_module(memlock_daemon, {"limit": "8M"})
     assert not again["changed"] and again["action"] == "unchanged"
 
