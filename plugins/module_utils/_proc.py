@@ -21,8 +21,9 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import Meml
 
 _MEMLOCK_ROW = "Max locked memory"
 
-# The capability that lets a process lock memory past RLIMIT_MEMLOCK (linux/capability.h).
+# linux/capability.h: lock memory past RLIMIT_MEMLOCK; raise a hard resource limit.
 CAP_IPC_LOCK = 14
+CAP_SYS_RESOURCE = 24
 
 # The kernel truncates a process name (comm) to 15 characters.
 COMM_LENGTH = 15
@@ -196,9 +197,18 @@ def parse_swaps(swaps_text: str) -> List[SwapArea]:
     return areas
 
 
-def parse_meminfo_swap_total(meminfo_text: str) -> Optional[int]:
-    """SwapTotal of /proc/meminfo in bytes; None when the row is missing."""
+def _meminfo_bytes(meminfo_text: str, row: str) -> Optional[int]:
     for line in meminfo_text.splitlines():
-        if line.startswith("SwapTotal:"):
+        if line.startswith(row + ":"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def parse_meminfo_swap_total(meminfo_text: str) -> Optional[int]:
+    """SwapTotal of /proc/meminfo in bytes; None when the row is missing."""
+    return _meminfo_bytes(meminfo_text, "SwapTotal")
+
+
+def parse_meminfo_total(meminfo_text: str) -> Optional[int]:
+    """MemTotal of /proc/meminfo in bytes (the physical memory systemd scales by); None when missing."""
+    return _meminfo_bytes(meminfo_text, "MemTotal")
