@@ -7,7 +7,9 @@
 """Vault's systemd units in a machine where no Vault process runs: their state, limit and last words.
 
 ``UNITS_FUNCTION`` is a POSIX sh function that asks the machine's systemd about the units
-(``systemctl show``) and prints the journal's last lines of each loaded unit's last run. It runs
+(``systemctl show``) and prints the journal's last lines of each loaded unit's last run in this boot:
+what the service itself logged from the first line of its last invocation on (PID 1's "Starting ..."),
+since a process that dies at once may leave lines journald could not tag with the invocation. It runs
 inside a guest (through the LXD API, with the /proc script or alone) or on the machine itself
 (memlock_facts). ``parse_units()`` turns what it printed into ``UnitsFacts``.
 """
@@ -50,12 +52,15 @@ units_report() {
     echo "@@unit $u"
     systemctl show PROPERTIES -- "$u" 2>&1
     [ "$(systemctl show -p LoadState --value -- "$u" 2>/dev/null)" = loaded ] || continue
-    echo "@@journal $u"
     i=$(systemctl show -p InvocationID --value -- "$u" 2>/dev/null)
-    if [ -n "$i" ]; then
-      journalctl --no-pager -q -o cat -n LINES "_SYSTEMD_INVOCATION_ID=$i" 2>&1 | sed 's/^/| /'
+    [ -n "$i" ] || continue
+    echo "@@journal $u"
+    c=$(journalctl -q -o export "INVOCATION_ID=$i" + "_SYSTEMD_INVOCATION_ID=$i" 2>/dev/null |
+        sed -n 's/^__CURSOR=//p' | head -n 1)
+    if [ -n "$c" ]; then
+      journalctl --no-pager -q -o cat -n LINES "_SYSTEMD_UNIT=$u" --cursor "$c" 2>&1 | sed 's/^/| /'
     else
-      journalctl --no-pager -q -o cat -n LINES -u "$u" 2>&1 | sed 's/^/| /'
+      journalctl --no-pager -q -o cat -n LINES "_SYSTEMD_INVOCATION_ID=$i" 2>&1 | sed 's/^/| /'
     fi
   done
 }

@@ -10,9 +10,9 @@ short_description: Tell, inside a guest, how much memory Vault may lock there
 version_added: 0.1.0
 description:
   - Runs on the machine it reports on (an LXD guest, or any Linux machine) and gives the same facts and verdict as
-    M(vault_mlock.lxd.memlock_probe) gives from the LXD host, from the same code: the memlock limit
+    M(vault_mlock.lxd.memlock_probe) gives from the LXD host, from the same code. It reads the memlock limit
     (C(RLIMIT_MEMLOCK)) of PID 1, of the Vault (or OpenBao) processes, or, where none runs, what the service of
-    Vault's unit gets from systemd; whether the machine runs in a user namespace; its swap.
+    Vault's unit gets from systemd; whether the machine runs in a user namespace; and its swap.
   - PID 1's limit is not what services get. systemd raises its own soft limit at boot and gives each service its
     unit's C(LimitMEMLOCK=) (by default what PID 1 inherited, raised to 8 MiB), lowered to PID 1's hard limit where
     it may not raise it. A shell opened with C(lxc exec) has the LXD daemon's current limit instead, so C(ulimit -l)

@@ -243,8 +243,8 @@ instances:
       type: bool
     lxd_at_start:
       description:
-        - What LXD gave the guest when it started; V(null) when that cannot be read (a guest read from inside: a
-          remote O(endpoint), another cluster member, a virtual machine).
+        - What LXD gave the guest when it started; V(null) when that cannot be read (a guest read from inside, as
+          behind a remote O(endpoint), on another cluster member, or a virtual machine).
         - C(memlock) is the limit, in the same form as RV(daemon.memlock); C(source) is V(limits.kernel.memlock) (as
           the guest started with it) or V(the LXD daemon) (its limit at that moment, which the guest's
           C([lxc monitor]) process keeps).
@@ -259,7 +259,7 @@ instances:
     restart_required:
       description:
         - Whether this running guest must restart to get what LXD gives now, because what it got at its start
-          differs (PID 1's figure does not count: systemd raised it). Only for guests of this cluster member.
+          differs (PID 1's figure does not count, since systemd raised it). Only for guests of this cluster member.
       type: bool
     restart_reason:
       description: Why, or why not, in one sentence.

@@ -138,3 +138,13 @@ def test_facts_refuse_bad_options(run_module, args, message):
     result = run_module(memlock_facts, args)
     assert result["failed"] is True
     assert message in result["msg"]
+
+
+def test_the_documentation_lists_every_returned_key(run_module):
+    import yaml
+
+    result = run_module(memlock_facts, {"process": [unique_name()], "units": []})
+    documented = set(yaml.safe_load(memlock_facts.RETURN))
+    assert documented == set(result["ansible_facts"]["vault_mlock_memlock"]) | {"ansible_facts"}
+    yaml.safe_load(memlock_facts.DOCUMENTATION)
+    yaml.safe_load(memlock_facts.EXAMPLES)

@@ -172,3 +172,17 @@ def test_probe_of_a_daemon_that_is_down_says_so(run_module, tmp_path):
     assert result["failed"] is True
     assert result["msg"].startswith("no LXD daemon answered; tried: " + path)
     assert "Traceback" not in result["msg"] and "exception" not in result
+
+
+def test_the_documentation_lists_every_returned_key():
+    import dataclasses
+
+    import yaml
+
+    from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import DaemonFacts, InstanceReport
+
+    returned = yaml.safe_load(memlock_probe.RETURN)
+    assert set(returned["instances"]["contains"]) == {item.name for item in dataclasses.fields(InstanceReport)}
+    assert set(returned["daemon"]["contains"]) == {item.name for item in dataclasses.fields(DaemonFacts)}
+    yaml.safe_load(memlock_probe.DOCUMENTATION)
+    yaml.safe_load(memlock_probe.EXAMPLES)
