@@ -78,7 +78,9 @@ def scan_host(proc_root: str, lxd_dir: str, daemon_pid: int, process_names: Sequ
         pid = int(entry)
         try:
             comm, ppid = parse_stat(_read_bytes(os.path.join(proc_root, entry, "stat")).decode("utf-8", "replace"))
-            cmdline = parse_cmdline(_read_bytes(os.path.join(proc_root, entry, "cmdline")))
+            # A monitor is a fork of the daemon's binary: only those need their command line read.
+            cmdline = parse_cmdline(_read_bytes(os.path.join(proc_root, entry, "cmdline"))) \
+                if comm in DAEMON_NAMES else []
         except (OSError, ValueError):
             continue  # gone meanwhile
         children[ppid].append(pid)
@@ -160,11 +162,14 @@ class StartLimit:
     source: str  # "limits.kernel.memlock" or "the LXD daemon"
 
 
-def read_start_limit(proc_root: str, monitor_pid: int) -> Optional[StartLimit]:
-    """The memlock limit LXD gave the guest of this monitor at its start; None when it cannot be read."""
+def read_start_limit(proc_root: str, monitor_pid: int, lxc_conf: Optional[str] = None) -> Optional[StartLimit]:
+    """The memlock limit LXD gave the guest of this monitor at its start; None when it cannot be read.
+
+    ``lxc_conf`` saves looking for the file through the monitor's open files, where the caller knows it.
+    """
     try:
         daemon_then = read_memlock_limit(monitor_pid, proc_root)
-        path = lxc_conf_path(proc_root, monitor_pid)
+        path = lxc_conf if lxc_conf and os.path.isfile(lxc_conf) else lxc_conf_path(proc_root, monitor_pid)
         if path is None:
             return None
         with open(path, encoding="utf-8", errors="replace") as conf:

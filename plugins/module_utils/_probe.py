@@ -32,6 +32,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import (
     HostScan,
     local_daemon,
+    lxc_conf_path,
     read_start_limit,
     scan_host,
 )
@@ -87,6 +88,7 @@ class MemlockProbe:
         self.required = required
         self.method = method
         self.workers = workers
+        self._log_root: Optional[str] = None
 
     # --- the daemon and the host's /proc ---------------------------------------------------
 
@@ -119,7 +121,13 @@ class MemlockProbe:
             facts = gather_machine(source, self.process_names)
         except FactsError as exc:
             return Gathered(source=PROC, error=f"{exc} (the guest may have stopped meanwhile)")
-        return Gathered(source=PROC, facts=facts, at_start=read_start_limit(self.proc_root, scan.monitors[name]))
+        monitor = scan.monitors[name]
+        if self._log_root is None:
+            # Every guest's lxc.conf lies in LOG_ROOT/NAME: found once through one monitor's open files.
+            path = lxc_conf_path(self.proc_root, monitor)
+            self._log_root = os.path.dirname(os.path.dirname(path)) if path else ""
+        conf = os.path.join(self._log_root, name, "lxc.conf") if self._log_root else None
+        return Gathered(source=PROC, facts=facts, at_start=read_start_limit(self.proc_root, monitor, conf))
 
     def _run(self, record: InstanceRecord, argv: List[str]) -> Tuple[Optional[str], str]:
         """(stdout, error) of a command inside the guest."""
