@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import FrozenSet, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, Size
 
@@ -114,11 +114,6 @@ def read_status(pid: int, proc_root: str = "/proc") -> ProcStatus:
         return parse_status(status.read())
 
 
-def capability_set(mask: int) -> FrozenSet[int]:
-    """The capability numbers set in a CapEff/CapBnd/... mask."""
-    return frozenset(bit for bit in range(mask.bit_length()) if mask >> bit & 1)
-
-
 def has_capability(mask: int, capability: int = CAP_IPC_LOCK) -> bool:
     return bool(mask >> capability & 1)
 
@@ -139,11 +134,6 @@ def parse_cmdline(cmdline: bytes) -> List[str]:
     """Arguments of /proc/PID/cmdline. A process that rewrote its title may use spaces instead of NULs."""
     text = cmdline.decode("utf-8", errors="replace").rstrip("\0")
     return text.split("\0") if text else []
-
-
-def read_comm(pid: int, proc_root: str = "/proc") -> str:
-    with open(os.path.join(proc_root, str(pid), "comm"), encoding="utf-8", errors="replace") as comm:
-        return comm.read().rstrip("\n")
 
 
 def comm_matches(comm: str, names) -> bool:
