@@ -9,6 +9,11 @@
 Each running container has an ``[lxc monitor] LXD_DIR/containers NAME`` process whose child is
 the guest's init. One pass over /proc finds every init and the processes that share its PID
 namespace, so a guest's limits are read from the host without running anything inside it.
+
+The monitor also tells what LXD gave the guest when it started: it keeps the memlock limit the
+daemon had at that moment, and the lxc.conf LXD wrote then (beside the lxc.log the monitor holds
+open) carries limits.kernel.memlock as ``lxc.prlimit.memlock``, which liblxc set on the init.
+Both are the host's own files, never the guest's.
 """
 
 from __future__ import annotations
@@ -18,10 +23,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import comm_matches, parse_cmdline, parse_stat
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
+    comm_matches,
+    parse_cmdline,
+    parse_stat,
+    read_memlock_limit,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, SizeError, parse_limit
 
 DAEMON_NAMES = ("lxd", "incusd")
 MONITOR_PREFIX = "[lxc monitor] "
+PRLIMIT_MEMLOCK = "lxc.prlimit.memlock"
 
 
 def parse_monitor(cmdline: Sequence[str]) -> Optional[Tuple[str, str]]:
@@ -37,9 +49,10 @@ def parse_monitor(cmdline: Sequence[str]) -> Optional[Tuple[str, str]]:
 
 @dataclass
 class HostScan:
-    """Guests found in the host's /proc: init PID by monitor name, matching process PIDs by init PID."""
+    """Guests found in the host's /proc: init and monitor PIDs by monitor name, matching process PIDs by init PID."""
 
     inits: Dict[str, int] = field(default_factory=dict)
+    monitors: Dict[str, int] = field(default_factory=dict)
     processes: Dict[int, List[int]] = field(default_factory=dict)
 
 
@@ -65,7 +78,9 @@ def scan_host(proc_root: str, lxd_dir: str, daemon_pid: int, process_names: Sequ
         pid = int(entry)
         try:
             comm, ppid = parse_stat(_read_bytes(os.path.join(proc_root, entry, "stat")).decode("utf-8", "replace"))
-            cmdline = parse_cmdline(_read_bytes(os.path.join(proc_root, entry, "cmdline")))
+            # A monitor is a fork of the daemon's binary: only those need their command line read.
+            cmdline = parse_cmdline(_read_bytes(os.path.join(proc_root, entry, "cmdline"))) \
+                if comm in DAEMON_NAMES else []
         except (OSError, ValueError):
             continue  # gone meanwhile
         children[ppid].append(pid)
@@ -86,6 +101,7 @@ def scan_host(proc_root: str, lxd_dir: str, daemon_pid: int, process_names: Sequ
         except OSError:
             continue
         scan.inits[name] = init
+        scan.monitors[name] = monitor_pid
         scan.processes[init] = []
     for pid in candidates:
         try:
@@ -108,3 +124,58 @@ def local_daemon(proc_root: str, server_pid: Optional[int]) -> bool:
         return False
     return same_ns and comm in DAEMON_NAMES
 
+
+
+def parse_prlimit_memlock(lxc_conf: str) -> Optional[MemlockLimit]:
+    """``lxc.prlimit.memlock`` of an lxc.conf text (limits.kernel.memlock as the guest started); None when unset."""
+    value = None
+    for line in lxc_conf.splitlines():
+        key, sep, rest = line.partition("=")
+        if sep and key.strip() == PRLIMIT_MEMLOCK:
+            value = rest.strip()  # the last one counts, as for liblxc
+    if value is None:
+        return None
+    try:
+        return parse_limit(value, PRLIMIT_MEMLOCK)
+    except SizeError:
+        return None
+
+
+def lxc_conf_path(proc_root: str, monitor_pid: int) -> Optional[str]:
+    """The lxc.conf LXD wrote when the guest started: beside the lxc.log its monitor holds open."""
+    fd_dir = os.path.join(proc_root, str(monitor_pid), "fd")
+    for fd in os.listdir(fd_dir):
+        try:
+            target = os.readlink(os.path.join(fd_dir, fd))
+        except OSError:
+            continue
+        if os.path.isabs(target) and os.path.basename(target) == "lxc.log":
+            return os.path.join(os.path.dirname(target), "lxc.conf")
+    return None
+
+
+@dataclass(frozen=True)
+class StartLimit:
+    """What LXD gave a guest when it started, and where that came from."""
+
+    memlock: MemlockLimit
+    source: str  # "limits.kernel.memlock" or "the LXD daemon"
+
+
+def read_start_limit(proc_root: str, monitor_pid: int, lxc_conf: Optional[str] = None) -> Optional[StartLimit]:
+    """The memlock limit LXD gave the guest of this monitor at its start; None when it cannot be read.
+
+    ``lxc_conf`` saves looking for the file through the monitor's open files, where the caller knows it.
+    """
+    try:
+        daemon_then = read_memlock_limit(monitor_pid, proc_root)
+        path = lxc_conf if lxc_conf and os.path.isfile(lxc_conf) else lxc_conf_path(proc_root, monitor_pid)
+        if path is None:
+            return None
+        with open(path, encoding="utf-8", errors="replace") as conf:
+            prlimit = parse_prlimit_memlock(conf.read())
+    except (OSError, ValueError):
+        return None
+    if prlimit is not None:
+        return StartLimit(prlimit, "limits.kernel.memlock")
+    return StartLimit(daemon_then, "the LXD daemon")

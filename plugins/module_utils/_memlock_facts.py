@@ -11,7 +11,9 @@ The facts are read through a *source* that offers a machine's /proc:
 - ``ProcDir`` reads a proc directory directly: ``/proc`` inside the machine itself, or the
   LXD host's ``/proc`` with a guest's init PID and the host PIDs of its processes.
 - ``ProcSnapshot`` holds what ``EXEC_SCRIPT`` printed when run inside a guest (through
-  ``lxc exec`` or the API), for guests whose processes the host cannot see.
+  ``lxc exec`` or the API), for guests whose processes the host cannot see. Where no Vault
+  process runs, the same script also asks the guest's systemd about Vault's units
+  (_guest_units), so that one command answers both.
 
 ``gather_machine()`` turns either into one ``MachineFacts``; the verdict is judged elsewhere.
 """
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import format_capabilities
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UNITS_FUNCTION, split_sections
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
     CAP_IPC_LOCK,
+    CAP_SYS_RESOURCE,
     COMM_LENGTH,
     SwapArea,
     comm_matches,
@@ -67,7 +70,8 @@ class ProcessFacts:
 @dataclass(frozen=True)
 class Pid1Facts:
     host_pid: Optional[int]
-    memlock: MemlockReport
+    memlock: MemlockReport  # as it is now: systemd raises its own soft limit at boot
+    cap_sys_resource: bool  # CAP_SYS_RESOURCE in its effective set (it counts outside a user namespace only)
 
 
 @dataclass(frozen=True)
@@ -167,8 +171,12 @@ class ProcDir:
 
 
 # Runs in any guest with a POSIX sh (dash, busybox). Prints sections headed "@@PID NAME".
-# "@@self limits" is the exec'd shell's own limit: what the LXD daemon hands a new process now.
-EXEC_SCRIPT = r"""
+# "@@self limits" is the exec'd shell's own limit: what the LXD daemon hands a new process now
+# (with limits.kernel.memlock as the guest started with it). $1 holds Vault's unit names, the
+# other arguments the process names; the units are asked about only when no process matched.
+EXEC_SCRIPT = UNITS_FUNCTION + r"""
+units=$1; shift
+found=
 echo "@@self limits"; cat /proc/$$/limits
 echo "@@1 uid_map"; cat /proc/1/uid_map
 echo "@@1 limits"; cat /proc/1/limits
@@ -181,6 +189,7 @@ for d in /proc/[0-9]*; do
   for n in "$@"; do
     [ "$c" = "$n" ] || continue
     [ -z "$ns1" ] || [ "$(readlink "$d/ns/pid" 2>/dev/null)" = "$ns1" ] || break
+    found=1
     echo "@@$p status"; cat "$d/status" 2>/dev/null
     echo "@@$p limits"; cat "$d/limits" 2>/dev/null
     x=$(readlink "$d/exe" 2>/dev/null)
@@ -198,14 +207,13 @@ except OSError:
     break
   done
 done
+[ -n "$found" ] || units_report "$units"
 """
 
-_SECTION_RE = re.compile(r"^@@(?P<pid>\d+|self) (?P<name>[a-z_]+)$")
 
-
-def exec_command(process_names: Sequence[str]) -> List[str]:
-    """The argv that runs EXEC_SCRIPT inside a guest for these process names."""
-    return ["sh", "-c", EXEC_SCRIPT, "sh"] + [name[:COMM_LENGTH] for name in process_names]
+def exec_command(process_names: Sequence[str], units: Sequence[str] = ()) -> List[str]:
+    """The argv that runs EXEC_SCRIPT inside a guest for these process names and units."""
+    return ["sh", "-c", EXEC_SCRIPT, "sh", " ".join(units)] + [name[:COMM_LENGTH] for name in process_names]
 
 
 class ProcSnapshot:
@@ -219,20 +227,13 @@ class ProcSnapshot:
 
     @classmethod
     def parse(cls, output: str) -> ProcSnapshot:
-        sections: Dict[Tuple[str, str], List[str]] = {}
-        current: Optional[List[str]] = None
-        for line in output.splitlines():
-            match = _SECTION_RE.match(line)
-            if match:
-                current = sections.setdefault((match.group("pid"), match.group("name")), [])
-            elif current is not None:
-                current.append(line)
+        sections = split_sections(output)
         if ("1", "limits") not in sections:
             raise FactsError("the guest printed no /proc/1/limits: " + (output.strip()[:200] or "no output"))
-        return cls({key: "\n".join(lines) + "\n" for key, lines in sections.items()})
+        return cls(sections)
 
     def pids(self) -> List[int]:
-        return sorted(int(pid) for pid, name in self._sections if pid != "self" and name == "status")
+        return sorted(int(pid) for pid, name in self._sections if pid.isdigit() and name == "status")
 
     def read(self, pid, name: str) -> str:
         try:
@@ -344,7 +345,8 @@ def gather_machine(source, process_names: Sequence[str] = DEFAULT_PROCESS_NAMES,
             continue  # the process ended while we looked
     return MachineFacts(
         in_user_namespace=user_namespace,
-        pid1=Pid1Facts(pid1 if source.host_view else None, MemlockReport.of(pid1_limit)),
+        pid1=Pid1Facts(host_pid=pid1 if source.host_view else None, memlock=MemlockReport.of(pid1_limit),
+                       cap_sys_resource=has_capability(pid1_status.cap_effective, CAP_SYS_RESOURCE)),
         processes=processes,
         swap=gather_swap(source) if with_swap else None,
     )

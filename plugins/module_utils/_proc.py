@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import FrozenSet, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, Size
 
 _MEMLOCK_ROW = "Max locked memory"
 
-# The capability that lets a process lock memory past RLIMIT_MEMLOCK (linux/capability.h).
+# linux/capability.h: lock memory past RLIMIT_MEMLOCK; raise a hard resource limit.
 CAP_IPC_LOCK = 14
+CAP_SYS_RESOURCE = 24
 
 # The kernel truncates a process name (comm) to 15 characters.
 COMM_LENGTH = 15
@@ -113,11 +114,6 @@ def read_status(pid: int, proc_root: str = "/proc") -> ProcStatus:
         return parse_status(status.read())
 
 
-def capability_set(mask: int) -> FrozenSet[int]:
-    """The capability numbers set in a CapEff/CapBnd/... mask."""
-    return frozenset(bit for bit in range(mask.bit_length()) if mask >> bit & 1)
-
-
 def has_capability(mask: int, capability: int = CAP_IPC_LOCK) -> bool:
     return bool(mask >> capability & 1)
 
@@ -138,11 +134,6 @@ def parse_cmdline(cmdline: bytes) -> List[str]:
     """Arguments of /proc/PID/cmdline. A process that rewrote its title may use spaces instead of NULs."""
     text = cmdline.decode("utf-8", errors="replace").rstrip("\0")
     return text.split("\0") if text else []
-
-
-def read_comm(pid: int, proc_root: str = "/proc") -> str:
-    with open(os.path.join(proc_root, str(pid), "comm"), encoding="utf-8", errors="replace") as comm:
-        return comm.read().rstrip("\n")
 
 
 def comm_matches(comm: str, names) -> bool:
@@ -196,9 +187,18 @@ def parse_swaps(swaps_text: str) -> List[SwapArea]:
     return areas
 
 
-def parse_meminfo_swap_total(meminfo_text: str) -> Optional[int]:
-    """SwapTotal of /proc/meminfo in bytes; None when the row is missing."""
+def _meminfo_bytes(meminfo_text: str, row: str) -> Optional[int]:
     for line in meminfo_text.splitlines():
-        if line.startswith("SwapTotal:"):
+        if line.startswith(row + ":"):
             return int(line.split()[1]) * 1024
     return None
+
+
+def parse_meminfo_swap_total(meminfo_text: str) -> Optional[int]:
+    """SwapTotal of /proc/meminfo in bytes; None when the row is missing."""
+    return _meminfo_bytes(meminfo_text, "SwapTotal")
+
+
+def parse_meminfo_total(meminfo_text: str) -> Optional[int]:
+    """MemTotal of /proc/meminfo in bytes (the physical memory systemd scales by); None when missing."""
+    return _meminfo_bytes(meminfo_text, "MemTotal")

@@ -6,12 +6,15 @@
 
 """Whether a machine's Vault can lock its memory: one verdict and one sentence to act on.
 
-judge() is pure: a VerdictFacts in, (verdict, message) out.
+judge() is pure: a VerdictFacts in, a Verdict out. It judges what Vault's service gets: the
+running process's own limit, or else what systemd gives the service of Vault's unit.
 
-The kernel lets mlockall(MCL_CURRENT|MCL_FUTURE) succeed when the process's whole VmSize
-fits under its RLIMIT_MEMLOCK soft limit, or when it holds CAP_IPC_LOCK in the initial user
-namespace (a privileged guest). A guest's PID 1 got its limit when the guest started: from
-limits.kernel.memlock, or else from the LXD daemon as it ran then.
+The kernel lets mlockall(MCL_CURRENT|MCL_FUTURE) succeed when the process's whole VmSize fits
+under its RLIMIT_MEMLOCK soft limit, or when it holds CAP_IPC_LOCK in the initial user namespace
+(a privileged guest). MCL_FUTURE makes every later mapping count too (mm/mmap.c,
+mlock_future_ok): a finite limit that fits today kills Vault on the day it grows past it. So
+``ok`` means safe: no limit, a capability that counts, or a limit that covers the size the
+operator stated as ``required``. A finite limit without a stated size is ``finite_limit``.
 """
 
 from __future__ import annotations
@@ -19,29 +22,63 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, Iterable, Optional, Sequence, Tuple
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import ProcessFacts
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import (
+    DEFAULT_UNITS,
+    UnitFacts,
+    UnitsFacts,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import DEFAULT_PROCESS_NAMES, ProcessFacts
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
     MemlockLimit,
+    MemlockReport,
     Size,
     covers,
     format_ulimit,
 )
 
 OK = "ok"
+FINITE_LIMIT = "finite_limit"
 TOO_LOW = "too_low"
 RESTART_PENDING = "restart_pending"
 NOT_RUNNING = "not_running"
+ABSENT = "absent"
 UNKNOWN = "unknown"
 ERROR = "error"
 
 # Worst first: the order in which one verdict outweighs another.
-VERDICTS = (ERROR, TOO_LOW, RESTART_PENDING, UNKNOWN, NOT_RUNNING, OK)
+VERDICTS = (ERROR, TOO_LOW, RESTART_PENDING, FINITE_LIMIT, UNKNOWN, NOT_RUNNING, ABSENT, OK)
+# Verdicts that say Vault cannot (or one day will not) lock its memory.
+FAILING = (ERROR, TOO_LOW, RESTART_PENDING, FINITE_LIMIT)
 
 CONTAINER = "container"
 VIRTUAL_MACHINE = "virtual-machine"
 MACHINE = "machine"  # the machine memlock_facts runs on: an LXD guest or not, we cannot tell
+RUNNING = "Running"
 
 _UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+@dataclass(frozen=True)
+class Required:
+    """The size the operator says Vault must be able to lock; ``size`` None means no limit at all."""
+
+    size: Size
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    """What Vault's service gets, as the verdict judged it: a running process, or a unit's service."""
+
+    name: str  # 'vault (PID 58)' or 'vault.service'
+    source: str  # 'process' (its own /proc limits) or 'unit' (what systemd gives it)
+    memlock: Optional[MemlockReport]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str
+    message: str
+    service: Optional[ServiceFacts] = None
 
 
 @dataclass(frozen=True)
@@ -49,21 +86,27 @@ class VerdictFacts:
     """Everything judge() looks at, for one machine."""
 
     subject: str  # "guest g1", "this machine"
-    pid1_memlock: Optional[MemlockLimit] = None
-    processes: Tuple[ProcessFacts, ...] = ()
-    process_names: Tuple[str, ...] = ("vault", "bao")
-    required_given: bool = False
-    required_bytes: Size = None  # None means "no limit at all" when required_given
-    in_user_namespace: Optional[bool] = None
     kind: str = CONTAINER
-    running: bool = True
-    status: str = "Running"
+    status: str = RUNNING
     error: Optional[str] = None
-    # What PID 1 gets when the guest starts next; None when that cannot be known here.
-    after_restart: Optional[MemlockLimit] = None
-    after_restart_source: str = ""  # "limits.kernel.memlock" or "the LXD daemon"
+    in_user_namespace: Optional[bool] = None
+    pid1: Optional[MemlockLimit] = None  # PID 1's limit now (systemd raised its soft limit at boot)
+    service_ceiling: Size = None  # the most a service here can get: PID 1's hard limit, None without one
+    processes: Tuple[ProcessFacts, ...] = ()
+    process_names: Tuple[str, ...] = DEFAULT_PROCESS_NAMES
+    units: Optional[UnitsFacts] = None  # None when the machine's systemd was not asked
+    units_not_asked: str = ""  # why not
+    unit_names: Tuple[str, ...] = DEFAULT_UNITS
+    required: Optional[Required] = None
+    # What Vault's service gets once the guest starts (again); None when that cannot be known here.
+    after_start: Optional[MemlockLimit] = None
+    after_start_source: str = ""  # "limits.kernel.memlock" or "the LXD daemon"
     limits_kernel_memlock: Optional[MemlockLimit] = None  # None when unset
     daemon_memlock: Optional[MemlockLimit] = None  # the LXD daemon's current limit, if known
+
+    @property
+    def running(self) -> bool:
+        return self.status in (RUNNING, "Frozen")
 
 
 def human_size(size: Size, round_up: bool = False) -> str:
@@ -126,7 +169,7 @@ def _cap_alternative(facts: VerdictFacts, name: str) -> str:
 
 
 def remedy(facts: VerdictFacts, need: Size, name: str) -> str:
-    """What to change so that PID 1 (and the services systemd starts) get ``need``."""
+    """What to change so that the guest's services get ``need``."""
     want = "infinity" if need is None else f"at least {need_size(need)}"
     if facts.kind == VIRTUAL_MACHINE:
         return (f"raise the memlock limit inside the VM to {want} (DefaultLimitMEMLOCK= in systemd's "
@@ -147,91 +190,151 @@ def remedy(facts: VerdictFacts, need: Size, name: str) -> str:
             f"(vault_mlock.lxd.memlock_dropin){then}" + _cap_alternative(facts, name))
 
 
-def _after_restart_clause(facts: VerdictFacts, need: Size) -> str:
-    after = facts.after_restart
-    if after is None or covers(after.soft, need):
-        return ""
-    return (f"; beware: after a restart it would get only {human_size(after.soft)} "
-            f"from {facts.after_restart_source or 'its new start'}, too little")
-
-
-def _short_or_pending(facts: VerdictFacts, lead: str, need: Size, name: str) -> Tuple[str, str]:
-    after = facts.after_restart
-    if after is not None and covers(after.soft, need):
-        return RESTART_PENDING, (f"{lead}; {facts.after_restart_source or 'a new start'} now gives "
-                                 f"{human_size(after.soft)}, so restart the guest to apply it")
-    return TOO_LOW, f"{lead}; {remedy(facts, need, name)}"
-
-
-def _need(facts: VerdictFacts, process: ProcessFacts) -> Tuple[Size, str]:
-    vmsize = process.vmsize_bytes
-    if facts.required_given and not covers(vmsize, facts.required_bytes):
-        return facts.required_bytes, f"the required {need_size(facts.required_bytes)}"
+def _need(facts: VerdictFacts, vmsize: Optional[int] = None) -> Tuple[Size, str]:
+    """The size to lock: the required one, or the process's VmSize when that is more."""
+    required = facts.required
+    if required is not None and (vmsize is None or not covers(vmsize, required.size)):
+        return required.size, f"the required {need_size(required.size)}"
     return vmsize, f"its whole VmSize {need_size(vmsize)} locked"
 
 
-def judge_process(facts: VerdictFacts, process: ProcessFacts) -> Tuple[str, str]:
+def _after_start_clause(facts: VerdictFacts, need: Size) -> str:
+    after = facts.after_start
+    if after is None or covers(after.soft, need):
+        return ""
+    return (f"; beware: after a restart it would get only {human_size(after.soft)} "
+            f"from {facts.after_start_source or 'its new start'}, too little")
+
+
+def _short(facts: VerdictFacts, lead: str, need: Size, name: str, limit: Size) -> Tuple[str, str]:
+    """too_low, or restart_pending when the guest's next start gives enough."""
+    ceiling = facts.service_ceiling
+    if facts.pid1 is not None and covers(ceiling, need) and not covers(limit, ceiling):
+        return TOO_LOW, (f"{lead}; a service here may get up to {human_size(ceiling)}: raise LimitMEMLOCK= in "
+                         f"{name}'s systemd unit (systemd lowers it to {human_size(ceiling)}), or start {name} "
+                         "through systemd rather than from a shell (an `lxc exec` shell has the LXD daemon's limit)")
+    after = facts.after_start
+    if after is not None and covers(after.soft, need) and not covers(limit, after.soft):
+        return RESTART_PENDING, (f"{lead}; after a restart it gets {human_size(after.soft)} from "
+                                 f"{facts.after_start_source or 'a new start'}, so restart the guest to apply it")
+    return TOO_LOW, f"{lead}; {remedy(facts, need, name)}"
+
+
+def _finite(facts: VerdictFacts, lead: str, limit: Size, name: str) -> Tuple[str, str]:
+    """The verdict on a limit that fits what is locked now: ok only when it is safe."""
+    if limit is None:
+        return OK, lead
+    required = facts.required
+    if required is None:
+        return FINITE_LIMIT, (
+            f"{lead}, a finite limit: {name} locks every later mapping too (mlockall with MCL_FUTURE) and dies when "
+            f"it grows past {human_size(limit)}; give its service LimitMEMLOCK=infinity (for an LXD guest: the "
+            "LXD daemon's LimitMEMLOCK=infinity or limits.kernel.memlock=unlimited, then a restart of the guest), "
+            "or pass required with the most it may ever map")
+    if covers(limit, required.size):
+        return OK, f"{lead}, enough for the required {need_size(required.size)}" + _after_start_clause(
+            facts, required.size)
+    return _short(facts, f"{lead}, below the required {need_size(required.size)}", required.size, name, limit)
+
+
+def judge_process(facts: VerdictFacts, process: ProcessFacts) -> Verdict:
     subject, name = facts.subject, process.name
     who = f"{name} (PID {process.pid})"
+    service = ServiceFacts(who, "process", process.memlock)
     if process.cap_ipc_lock_effective and facts.in_user_namespace is False:
-        return OK, (f"{subject}: {who} holds CAP_IPC_LOCK outside any user namespace, "
-                    "so its memlock limit does not bind it")
-    need, need_text = _need(facts, process)
+        return Verdict(OK, f"{subject}: {who} holds CAP_IPC_LOCK outside any user namespace, so its memlock "
+                           "limit does not bind it", service)
     limit = process.memlock.soft_bytes
-    pid1 = facts.pid1_memlock
-    if covers(limit, need):
-        message = f"{subject}: {who} {may_lock(limit)}, enough for {need_text}"
-        if process.vmlck_bytes == 0:
-            message += ", but it has nothing locked (VmLck 0): is disable_mlock set?"
-            return OK, message
-        return OK, message + _after_restart_clause(facts, need)
-    if pid1 is not None and pid1.soft == limit:
-        lead = f"{subject}: PID 1 {may_lock(limit)} but {name} needs {need_text}"
+    # A process that locked nothing (disable_mlock, or a failed mlockall it shrugged off) is judged on
+    # its limit like the others; the sentence says so.
+    nothing = ", and has nothing locked (VmLck 0)" if process.vmlck_bytes == 0 else ""
+    need, need_text = _need(facts, process.vmsize_bytes)
+    if not covers(limit, process.vmsize_bytes) or not covers(limit, need):
+        lead = f"{subject}: {who} {may_lock(limit)} but needs {need_text}{nothing}"
+        if process.cap_ipc_lock_effective and process.binary_capabilities:
+            # Someone gave the binary capabilities, hoping they would help: say why they do not.
+            lead += " (its CAP_IPC_LOCK does not count in an unprivileged guest)"
+        verdict, message = _short(facts, lead, need, name, limit)
+        return Verdict(verdict, message, service)
+    verdict, message = _finite(facts, f"{subject}: {who} {may_lock(limit)}{nothing}", limit, name)
+    return Verdict(verdict, message, service)
+
+
+def _unit_limit_text(unit: UnitFacts) -> str:
+    """'may lock 4 MiB (ulimit -l 4096), as systemd lowers its LimitMEMLOCK=8M to what PID 1 allows'."""
+    limit = unit.memlock.soft_bytes
+    text = may_lock(limit)
+    if unit.asked is not None and unit.asked.limit != unit.memlock.limit:
+        text += f", as systemd lowers its LimitMEMLOCK={unit.asked.systemd_value} to what PID 1 allows"
+    return text
+
+
+def judge_unit(facts: VerdictFacts, unit: UnitFacts) -> Verdict:
+    subject, name = facts.subject, unit.name.rsplit(".", 1)[0]
+    service = ServiceFacts(unit.name, "unit", unit.memlock)
+    if unit.memlock is None:
+        return Verdict(UNKNOWN, f"{subject}: {unit.name} is {unit.state}, and systemd did not say its "
+                                "LimitMEMLOCK", service)
+    limit = unit.memlock.soft_bytes
+    if unit.down and unit.mlock_failure:
+        lead = (f"{subject}: {unit.name} is {unit.state} and its last run died locking its memory "
+                f"(\"{unit.mlock_failure}\"); its service {_unit_limit_text(unit)}")
+        # It died under this limit: it needs more, the required size if that is more, else no limit.
+        required = facts.required
+        need = required.size if required is not None and not covers(limit, required.size) else None
+        verdict, message = _short(facts, lead, need, name, limit)
+        return Verdict(verdict, message, service)
+    if unit.active_state == "active":
+        lead = (f"{subject}: {unit.name} is active but no {_names(facts.process_names)} process runs in the "
+                f"guest; its service {_unit_limit_text(unit)}")
     else:
-        lead = f"{subject}: {who} {may_lock(limit)} but needs {need_text}"
-    if process.cap_ipc_lock_effective and process.binary_capabilities:
-        # Someone gave the binary capabilities, hoping they would help: say why they do not.
-        lead += " (its CAP_IPC_LOCK does not count in an unprivileged guest)"
-    if pid1 is not None and covers(pid1.soft, need):
-        return TOO_LOW, (f"{lead}, although PID 1 {may_lock(pid1.soft)}: raise LimitMEMLOCK= in {name}'s "
-                         f"systemd unit (systemd clamps it to {human_size(pid1.hard)}), or start {name} through "
-                         "systemd rather than from a shell (an `lxc exec` shell has the LXD daemon's limit)")
-    return _short_or_pending(facts, lead, need, name)
+        why = (", not on locking memory as far as its journal's last lines tell" if unit.down else "")
+        lead = (f"{subject}: no {_names(facts.process_names)} process runs; {unit.name} is {unit.state}{why}, and "
+                f"its service {_unit_limit_text(unit)} when it starts")
+    verdict, message = _finite(facts, lead, limit, name)
+    return Verdict(verdict, message, service)
 
 
-def judge(facts: VerdictFacts) -> Tuple[str, str]:
-    """(verdict, message) for one machine; the message is one sentence a person can act on."""
+def _worst_of(verdicts: Sequence[Verdict]) -> Verdict:
+    verdict = worst(item.verdict for item in verdicts)
+    return next(item for item in verdicts if item.verdict == verdict)
+
+
+def _not_running(facts: VerdictFacts) -> Verdict:
+    message = f"{facts.subject} is {facts.status.lower() or 'not running'}: nothing runs to judge"
+    after = facts.after_start
+    if after is not None:
+        message += (f"; once started, a service there gets {human_size(after.soft)} "
+                    f"(from {facts.after_start_source}, as systemd hands it on)")
+        required = facts.required
+        if required is not None:
+            if covers(after.soft, required.size):
+                message += f", enough for the required {need_size(required.size)}"
+            else:
+                first = facts.process_names[0] if facts.process_names else "vault"
+                message += (f", below the required {need_size(required.size)}: "
+                            + remedy(facts, required.size, first))
+    return Verdict(NOT_RUNNING, message)
+
+
+def judge(facts: VerdictFacts) -> Verdict:
+    """The verdict for one machine; its message is one sentence a person can act on."""
     subject = facts.subject
     if facts.error:
-        return ERROR, f"{subject}: {facts.error}"
-    names = _names(facts.process_names)
-    first_name = facts.process_names[0] if facts.process_names else "vault"
+        return Verdict(ERROR, f"{subject}: {facts.error}")
     if not facts.running:
-        message = f"{subject} is {facts.status.lower() or 'not running'}: nothing runs to judge"
-        after = facts.after_restart
-        if after is not None:
-            message += f"; it will start with {human_size(after.soft)} from {facts.after_restart_source}"
-            if facts.required_given:
-                if covers(after.soft, facts.required_bytes):
-                    message += f", enough for the required {need_size(facts.required_bytes)}"
-                else:
-                    message += (f", below the required {need_size(facts.required_bytes)}: "
-                                + remedy(facts, facts.required_bytes, first_name))
-        return NOT_RUNNING, message
-    pid1 = facts.pid1_memlock
-    if pid1 is None:
-        return ERROR, f"{subject}: the memlock limit of PID 1 could not be read"
+        return _not_running(facts)
+    if facts.pid1 is None:
+        return Verdict(ERROR, f"{subject}: the memlock limit of PID 1 could not be read")
     if facts.processes:
-        judged = [judge_process(facts, process) for process in facts.processes]
-        verdict = worst(verdict for verdict, _message in judged)
-        return next(item for item in judged if item[0] == verdict)
-    if not facts.required_given:
-        return UNKNOWN, (f"{subject}: PID 1 {may_lock(pid1.soft)}, but no {names} process runs and no "
-                         f"required size was given, so nothing can be judged: start {first_name} or pass required")
-    need = facts.required_bytes
-    need_text = need_size(need)
-    if covers(pid1.soft, need):
-        return OK, (f"{subject}: no {names} process runs; PID 1 {may_lock(pid1.soft)}, "
-                    f"enough for the required {need_text}" + _after_restart_clause(facts, need))
-    lead = f"{subject}: no {names} process runs and PID 1 {may_lock(pid1.soft)}, below the required {need_text}"
-    return _short_or_pending(facts, lead, need, first_name)
+        return _worst_of([judge_process(facts, process) for process in facts.processes])
+    names, units = _names(facts.process_names), _names(facts.unit_names)
+    if facts.units is None:
+        why = facts.units_not_asked or "systemd was not asked"
+        return Verdict(UNKNOWN, f"{subject}: no {names} process runs, and {why} about {units}")
+    if not facts.units.systemd:
+        return Verdict(ABSENT, f"{subject}: no {names} process runs and the machine runs no systemd: no Vault here")
+    loaded = facts.units.loaded
+    if not loaded:
+        return Verdict(ABSENT, f"{subject}: no {names} process runs and systemd knows no {units}: no Vault here")
+    return _worst_of([judge_unit(facts, unit) for unit in loaded])

@@ -9,43 +9,30 @@ module: memlock_facts
 short_description: Tell, inside a guest, how much memory Vault may lock there
 version_added: 0.1.0
 description:
-  - Runs on the machine it reports on (an LXD guest, or any Linux machine) and reads from C(/proc) the
-    memlock limit (C(RLIMIT_MEMLOCK)) of PID 1 and of the Vault (or OpenBao) processes, whether the machine
-    runs in a user namespace, its swap, and gives the same verdict as M(vault_mlock.lxd.memlock_probe)
-    gives from the LXD host.
-  - PID 1's limit is what every service systemd starts inherits (clamped by the unit's own C(LimitMEMLOCK=)).
-    A shell opened with C(lxc exec) has the LXD daemon's current limit instead, so C(ulimit -l) there can
-    mislead; this module reads PID 1's.
-  - Inside a guest it cannot see the LXD daemon, so it cannot tell whether a restart of the guest would help;
-    run M(vault_mlock.lxd.memlock_probe) on the LXD host for that.
+  - Runs on the machine it reports on (an LXD guest, or any Linux machine) and gives the same facts and verdict as
+    M(vault_mlock.lxd.memlock_probe) gives from the LXD host, from the same code. It reads the memlock limit
+    (C(RLIMIT_MEMLOCK)) of PID 1, of the Vault (or OpenBao) processes, or, where none runs, what the service of
+    Vault's unit gets from systemd; whether the machine runs in a user namespace; and its swap.
+  - PID 1's limit is not what services get. systemd raises its own soft limit at boot and gives each service its
+    unit's C(LimitMEMLOCK=) (by default what PID 1 inherited, raised to 8 MiB), lowered to PID 1's hard limit where
+    it may not raise it. A shell opened with C(lxc exec) has the LXD daemon's current limit instead, so C(ulimit -l)
+    there can mislead.
+  - Inside a guest it cannot see the LXD daemon, so it cannot tell what LXD gave the guest at its start or whether
+    a restart would help; run M(vault_mlock.lxd.memlock_probe) on the LXD host for that.
   - The result is also set as the fact C(vault_mlock_memlock).
 author:
   - vault_mlock.lxd maintainers (@vault-mlock)
-options:
-  process:
-    description:
-      - Process names (as in C(/proc/PID/comm), at most 15 characters are compared) to inspect.
-      - The default finds HashiCorp Vault and OpenBao.
-    type: list
-    elements: str
-    default: [vault, bao]
-  required:
-    description:
-      - How much memory must be lockable, as systemd writes sizes (C(512M), C(2G), V(infinity));
-        suffixes are powers of 1024.
-      - A running process needs at least its own C(VmSize) locked, since C(mlockall) with C(MCL_CURRENT|MCL_FUTURE)
-        locks every mapping; the larger of both is checked.
-      - Where no process runs, PID 1's limit is judged against O(required); without it the verdict is V(unknown).
-    type: str
+options: {}
 notes:
-  - Verdicts are V(ok), V(too_low), V(unknown) (no matching process runs and no O(required) was given) and
-    V(error). V(restart_pending) and V(not_running) come only from M(vault_mlock.lxd.memlock_probe).
+  - Verdicts are V(ok), V(finite_limit), V(too_low), V(absent), V(unknown) and V(error), as
+    M(vault_mlock.lxd.memlock_probe) gives them. V(restart_pending) and V(not_running) come only from there.
   - C(CAP_IPC_LOCK) in a process's effective set lifts the limit only outside a user namespace (a privileged
     guest or a plain host).
 seealso:
   - module: vault_mlock.lxd.memlock_probe
   - module: vault_mlock.lxd.file_capability
 extends_documentation_fragment:
+  - vault_mlock.lxd._vault_options
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
   - vault_mlock.lxd._attributes.actiongroup_memlock
@@ -57,20 +44,21 @@ EXAMPLES = r"""
   vault_mlock.lxd.memlock_facts:
   register: memlock
 
-- name: Stop when Vault could not lock its memory
+- name: Stop when Vault cannot lock its memory, now or once it grows
   ansible.builtin.assert:
-    that: memlock.verdict == 'ok'
+    that: memlock.verdict in ['ok', 'absent']
     fail_msg: "{{ memlock.message }}"
 
-- name: Before Vault is installed, check PID 1's limit against what it will need
+- name: Judge Vault's unit against the most it may ever lock, while it does not run
   vault_mlock.lxd.memlock_facts:
+    units: [vault.service]
     required: 2G
 
 - name: Use the fact later on
   ansible.builtin.debug:
     msg: >-
-      ulimit -l is
-      {{ ansible_facts.vault_mlock_memlock.pid1.memlock.soft_ulimit_kib | default('unlimited', true) }}
+      Vault's service may lock
+      {{ ansible_facts.vault_mlock_memlock.service.memlock.soft_ulimit_kib | default('unlimited', true) }} KiB
 """
 
 RETURN = r"""
@@ -79,7 +67,7 @@ in_user_namespace:
   returned: success
   type: bool
 pid1:
-  description: PID 1, whose limit every service systemd starts inherits.
+  description: PID 1.
   returned: success
   type: dict
   contains:
@@ -88,7 +76,8 @@ pid1:
       type: int
     memlock:
       description:
-        - Its memlock limit. C(soft_bytes) and C(hard_bytes) are bytes, V(null) for no limit.
+        - Its memlock limit now (systemd raised its soft limit at boot). C(soft_bytes) and C(hard_bytes) are
+          bytes, V(null) for no limit.
         - C(soft_ulimit_kib) and C(hard_ulimit_kib) are what C(ulimit -l) and C(ulimit -Hl) print (KiB).
         - C(systemd_value) is the same limit as C(LimitMEMLOCK=) would write it.
       type: dict
@@ -98,6 +87,9 @@ pid1:
         soft_ulimit_kib: 8192
         hard_ulimit_kib: 8192
         systemd_value: 8M
+    cap_sys_resource:
+      description: Whether C(CAP_SYS_RESOURCE) is in its effective set.
+      type: bool
 processes:
   description: The processes named like one of O(process).
   returned: success
@@ -120,7 +112,7 @@ processes:
       description: Its virtual size, all of which C(mlockall) with C(MCL_CURRENT|MCL_FUTURE) locks.
       type: int
     vmlck_bytes:
-      description: How much it has locked now; 0 often means mlock is disabled in its configuration.
+      description: How much it has locked now; 0 means mlock is disabled, or failed and was shrugged off.
       type: int
     cap_ipc_lock_effective:
       description: Whether C(CAP_IPC_LOCK) is in its effective set.
@@ -136,6 +128,67 @@ processes:
       description: The executable's file capabilities as C(getcap) prints them; empty when it has none.
       type: str
       sample: cap_ipc_lock=ep
+units:
+  returned: success
+  description:
+    - Vault's units (O(units)) as this machine's systemd tells them; asked only where no Vault process runs, so
+      empty otherwise.
+  type: list
+  elements: dict
+  contains:
+    name:
+      description: The unit's name.
+      type: str
+      sample: vault.service
+    load_state:
+      description: C(LoadState); units other than V(loaded) (V(not-found)) do not count.
+      type: str
+    active_state:
+      description: C(ActiveState) (V(active), V(activating), V(failed), V(inactive)).
+      type: str
+    sub_state:
+      description: C(SubState) (V(running), V(auto-restart), V(failed), V(dead)).
+      type: str
+    result:
+      description: C(Result) of its last run (V(success), V(exit-code), V(signal), ...).
+      type: str
+    restarts:
+      description: C(NRestarts).
+      type: int
+    exit_status:
+      description: C(ExecMainStatus) of its last run.
+      type: int
+    asked:
+      description: The limit the unit asks systemd for (its C(LimitMEMLOCKSoft)/C(LimitMEMLOCK), systemd's
+        default included), before systemd lowers it.
+      type: dict
+    memlock:
+      description: What its service gets, as systemd lowers RV(units[].asked) to what PID 1 allows.
+      type: dict
+    journal:
+      description: The journal's last lines of its last run.
+      type: list
+      elements: str
+    mlock_failure:
+      description: The journal line that says locking memory failed (C(Failed to lock memory), C(mlockall));
+        empty when none does.
+      type: str
+      sample: "Error initializing core: Failed to lock memory: cannot allocate memory"
+service:
+  returned: success
+  description:
+    - What Vault's service gets, the figure the verdict rests on; V(null) when nothing was judged.
+  type: dict
+  contains:
+    name:
+      description: The process (C(vault (PID 58))) or the unit (C(vault.service)).
+      type: str
+    source:
+      description: V(process) (its own C(/proc) limits) or V(unit) (what systemd gives its service).
+      type: str
+    memlock:
+      description: That limit.
+      type: dict
 swap:
   description: Swap of this machine (inside a container, the host's unless LXCFS virtualises it).
   returned: success
@@ -150,22 +203,24 @@ swap:
       type: list
       elements: dict
       sample: [{name: /dev/vda2, type: partition, size_bytes: 2147479552, used_bytes: 0, priority: -2}]
-required_bytes:
-  description: O(required) in bytes; V(null) when not given or V(infinity).
+required:
+  description: O(required) as judged; V(null) when not given. C(size) is bytes, V(null) for V(infinity).
   returned: success
-  type: int
+  type: dict
+  sample: {size: 2147483648}
 verdict:
-  description: One of V(ok), V(too_low), V(unknown), V(error).
+  description: One of V(ok), V(finite_limit), V(too_low), V(absent), V(unknown), V(error).
   returned: success
   type: str
-  sample: too_low
+  sample: finite_limit
 message:
   description: One sentence saying what was found and what to do.
   returned: success
   type: str
   sample: >-
-    this machine: PID 1 may lock 64 KiB (ulimit -l 64) but vault needs its whole VmSize 1.4 GiB locked; raise
-    the memlock limit PID 1 inherits to at least 1.4 GiB (...) and restart the machine
+    this machine: vault (PID 58) may lock 8 MiB (ulimit -l 8192), a finite limit: vault locks every later mapping
+    too (mlockall with MCL_FUTURE) and dies when it grows past 8 MiB; give its service LimitMEMLOCK=infinity (...)
+    or pass required with the most it may ever map
 ansible_facts:
   description: The same keys, under C(vault_mlock_memlock).
   returned: success
@@ -180,48 +235,43 @@ import dataclasses
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import parse_units, units_command
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     FactsError,
     ProcDir,
     gather_machine,
 )
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import SizeError, parse_size
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import MACHINE, VerdictFacts, judge
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import judge_machine
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_options import (
+    VAULT_ARGSPEC,
+    OptionError,
+    vault_options,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import MACHINE
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            process=dict(type="list", elements="str", default=["vault", "bao"]),
-            required=dict(type="str"),
-        ),
-        supports_check_mode=True,
-    )
-    names = [name for name in module.params["process"] if name]
-    if not names:
-        module.fail_json(msg="process: give at least one process name, such as vault or bao")
-    required_given = module.params["required"] is not None
+    module = AnsibleModule(argument_spec=dict(VAULT_ARGSPEC), supports_check_mode=True)
     try:
-        required_bytes = parse_size(module.params["required"], "required") if required_given else None
-    except SizeError as exc:
+        options = vault_options(module.params)
+        facts = gather_machine(ProcDir("/proc"), options.process_names, with_swap=True)
+    except (OptionError, FactsError) as exc:
         module.fail_json(msg=str(exc))
-    try:
-        facts = gather_machine(ProcDir("/proc"), names, with_swap=True)
-    except FactsError as exc:
-        module.fail_json(msg=str(exc))
-
-    verdict, message = judge(VerdictFacts(
-        subject="this machine",
-        pid1_memlock=facts.pid1.memlock.limit,
-        processes=tuple(facts.processes),
-        process_names=tuple(names),
-        required_given=required_given,
-        required_bytes=required_bytes,
-        in_user_namespace=facts.in_user_namespace,
-        kind=MACHINE,
-    ))
+    units = None
+    if not facts.processes and options.units:
+        # Only where no Vault process runs: its unit tells what its service gets, and why it died.
+        _rc, out, err = module.run_command(units_command(options.units))
+        try:
+            units = parse_units(out, options.units)
+        except ValueError as exc:
+            module.fail_json(msg=f"units: asking systemd about {', '.join(options.units)} failed: {exc} {err}".strip())
+    units, verdict = judge_machine("this machine", MACHINE, facts, units, options.process_names, options.units,
+                                   options.required, units_not_asked="no units were named (units: [])")
     result = dataclasses.asdict(facts)
-    result.update(required_bytes=required_bytes, verdict=verdict, message=message)
+    result.update(units=dataclasses.asdict(units)["units"] if units else [],
+                  service=dataclasses.asdict(verdict.service) if verdict.service else None,
+                  required=dataclasses.asdict(options.required) if options.required else None,
+                  verdict=verdict.verdict, message=verdict.message)
     module.exit_json(changed=False, ansible_facts=dict(vault_mlock_memlock=result), **result)
 
 

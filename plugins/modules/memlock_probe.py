@@ -9,17 +9,26 @@ module: memlock_probe
 short_description: Tell, from the LXD host, how much memory Vault may lock in every guest
 version_added: 0.1.0
 description:
-  - Runs on an LXD host and reports, for every instance of a project, the memlock limit
-    (C(RLIMIT_MEMLOCK)) that the guest's PID 1 and its Vault (or OpenBao) processes really have,
-    and whether that is enough for C(mlockall).
-  - A guest gets its limit when it starts, from the instance's C(limits.kernel.memlock) or else from
-    the LXD daemon as it ran then; guests keep it until they restart. systemd inside a guest silently
-    clamps a service's C(LimitMEMLOCK=) to that limit. An C(lxc exec GUEST -- sh -c 'ulimit -l') shell
-    shows the daemon's B(current) limit, not the guest's; this module reads the guest's own.
+  - Runs on an LXD host and reports, for every instance of a project, three memlock limits (C(RLIMIT_MEMLOCK))
+    as separate facts, and whether Vault (or OpenBao) can lock its memory with C(mlockall).
+  - RV(instances[].lxd_at_start) is what LXD gave the guest when it started, from the instance's
+    C(limits.kernel.memlock) or else from the LXD daemon as it ran then. The guest's C([lxc monitor]) process keeps
+    the daemon's limit of that moment, and the C(lxc.conf) LXD wrote then holds C(limits.kernel.memlock).
+    RV(instances[].lxd_now) is what LXD would give it now. A running guest whose two differ gets
+    RV(instances[].restart_required), with the reason.
+  - RV(instances[].pid1) is what the guest's PID 1 has. systemd raises its own soft limit at boot, so this is
+    neither what LXD gave nor what a service gets.
+  - RV(instances[].service) is what Vault's service gets, and the verdict rests on it. Where a Vault process runs,
+    this is the process's own limit. Otherwise the guest's systemd is asked about O(units). A unit gets its
+    C(LimitMEMLOCK=), or systemd's default (what PID 1 inherited, raised to 8 MiB). systemd lowers that silently to
+    PID 1's hard limit in a guest without C(CAP_SYS_RESOURCE), so in any unprivileged guest.
+  - An C(lxc exec GUEST -- sh -c 'ulimit -l') shell shows the daemon's B(current) limit (with the
+    C(limits.kernel.memlock) the guest started with), not what the guest's services get; this module reads theirs.
   - On the LXD host itself the guests are read through the host's C(/proc). One API call lists the
     instances, one scan of C(/proc) finds each guest's init (the child of its C([lxc monitor]) process)
-    and its processes. Guests that do not show there (a remote O(endpoint), other cluster members,
-    virtual machines) are read by running a small C(sh) script inside them through the API, eight at a time.
+    and its processes. Where no Vault process runs, one command inside the guest asks its systemd about
+    O(units). Guests that do not show there (a remote O(endpoint), other cluster members, virtual machines)
+    are read by one small C(sh) script inside them that does both. Commands run through the API, eight at a time.
   - A stopped, vanished or failing guest gets its own verdict; it never fails the whole probe.
   - The module only reads. It never changes a guest, the daemon or a file.
 author:
@@ -72,21 +81,6 @@ options:
       - Seconds to wait for any one answer of the LXD API, including a command run inside a guest.
     type: float
     default: 30
-  process:
-    description:
-      - Process names (as in C(/proc/PID/comm), at most 15 characters are compared) to inspect in each guest.
-      - The default finds HashiCorp Vault and OpenBao.
-    type: list
-    elements: str
-    default: [vault, bao]
-  required:
-    description:
-      - How much memory the guests must be able to lock, as systemd writes sizes
-        (C(512M), C(2G), V(infinity)); suffixes are powers of 1024.
-      - A running process needs at least its own C(VmSize) locked, since C(mlockall) with C(MCL_CURRENT|MCL_FUTURE)
-        locks every mapping; the larger of both is checked.
-      - Where no process runs, PID 1's limit is judged against O(required); without it the verdict is V(unknown).
-    type: str
   method:
     description:
       - How guests are read.
@@ -97,9 +91,12 @@ options:
     choices: [auto, proc, exec]
     default: auto
 notes:
-  - Verdicts are V(ok), V(too_low) (the limit is too low and a restart alone would not help),
-    V(restart_pending) (too low now, but the guest's next start would give enough), V(not_running),
-    V(unknown) (no matching process runs and no O(required) was given) and V(error).
+  - Verdicts are V(ok) (no limit, C(CAP_IPC_LOCK) that counts, or a limit that covers O(required)),
+    V(finite_limit) (a finite limit and no O(required) to judge it by), V(too_low) (the limit is too low, or the
+    unit's last run died locking its memory, and a restart alone would not help), V(restart_pending) (too low now,
+    but the guest's next start would give enough), V(not_running), V(absent) (neither a Vault process nor one of
+    O(units)), V(unknown) (no Vault process runs and systemd could not be asked, as with O(method=proc)) and
+    V(error).
   - In a privileged guest, C(CAP_IPC_LOCK) in a process's effective set lifts the limit. In an unprivileged
     guest it does not, since the kernel looks for the capability in the initial user namespace.
   - Reading the guests through C(/proc) needs root on the LXD host.
@@ -112,6 +109,7 @@ seealso:
   - module: vault_mlock.lxd.memlock_dropin
   - module: vault_mlock.lxd.file_capability
 extends_documentation_fragment:
+  - vault_mlock.lxd._vault_options
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
   - vault_mlock.lxd._attributes.actiongroup_memlock
@@ -123,17 +121,28 @@ EXAMPLES = r"""
   vault_mlock.lxd.memlock_probe:
   register: probe
 
-- name: Fail when a guest's Vault cannot lock its memory
+- name: Fail when a guest's Vault cannot lock its memory, now or once it grows
   ansible.builtin.assert:
-    that: probe.summary.too_low + probe.summary.restart_pending + probe.summary.error == 0
-    fail_msg: "{{ probe.instances | rejectattr('verdict', 'in', ['ok', 'not_running', 'unknown'])
-                  | map(attribute='message') | list }}"
+    that: probe.instances | vault_mlock.lxd.memlock_failures | length == 0
+    fail_msg: "{{ probe.instances | vault_mlock.lxd.memlock_failures }}"
 
 - name: Check two guests against a size, in another project
   vault_mlock.lxd.memlock_probe:
     instances: [vault-1, vault-2]
     project: secrets
     required: 2G
+
+- name: Restart the guests that still run on an older limit
+  ansible.builtin.command:
+    argv: [lxc, restart, "{{ item.name }}"]
+  loop: "{{ probe.instances | selectattr('restart_required') }}"
+  loop_control:
+    label: "{{ item.name }}: {{ item.restart_reason }}"
+  changed_when: true
+
+- name: Judge Vault's own unit name where no Vault process runs
+  vault_mlock.lxd.memlock_probe:
+    units: [vault-server.service]
 
 - name: Ask a remote LXD server (every guest is read through the API)
   vault_mlock.lxd.memlock_probe:
@@ -184,11 +193,18 @@ daemon:
         soft_ulimit_kib: 256
         hard_ulimit_kib: 256
         systemd_value: 256K
+    can_raise:
+      description: Whether it holds C(CAP_SYS_RESOURCE), which a privileged guest's systemd inherits; V(null) when not
+        local.
+      type: bool
+    physical_memory:
+      description: The host's C(MemTotal) in bytes (systemd scales PID 1's limit by it); V(null) when not local.
+      type: int
 summary:
   description: How many instances got each verdict.
   returned: success
   type: dict
-  sample: {ok: 3, too_low: 1, restart_pending: 1, not_running: 2, unknown: 0, error: 0}
+  sample: {ok: 3, finite_limit: 1, too_low: 1, restart_pending: 1, not_running: 2, absent: 4, unknown: 0, error: 0}
 instances:
   description: One entry per instance, in the order of O(instances) or of the LXD listing.
   returned: success
@@ -225,8 +241,32 @@ instances:
     in_user_namespace:
       description: Whether the guest runs in a user namespace (unprivileged), from its PID 1's C(uid_map).
       type: bool
+    lxd_at_start:
+      description:
+        - What LXD gave the guest when it started; V(null) when that cannot be read (a guest read from inside, as
+          behind a remote O(endpoint), on another cluster member, or a virtual machine).
+        - C(memlock) is the limit, in the same form as RV(daemon.memlock); C(source) is V(limits.kernel.memlock) (as
+          the guest started with it) or V(the LXD daemon) (its limit at that moment, which the guest's
+          C([lxc monitor]) process keeps).
+      type: dict
+      sample: {memlock: {soft_bytes: 262144, hard_bytes: 4194304, soft_ulimit_kib: 256, hard_ulimit_kib: 4096,
+               systemd_value: "256K:4M"}, source: limits.kernel.memlock}
+    lxd_now:
+      description:
+        - What LXD would give the guest if it started now (C(limits.kernel.memlock) as configured now, or the
+          daemon's current limit), in the same form as RV(instances[].lxd_at_start); V(null) when unknown.
+      type: dict
+    restart_required:
+      description:
+        - Whether this running guest must restart to get what LXD gives now, because what it got at its start
+          differs (PID 1's figure does not count, since systemd raised it). Only for guests of this cluster member.
+      type: bool
+    restart_reason:
+      description: Why, or why not, in one sentence.
+      type: str
+      sample: it started with 512K from the LXD daemon; a start now gives 4M from the LXD daemon
     pid1:
-      description: The guest's PID 1 (its init), whose limit every service systemd starts inherits.
+      description: The guest's PID 1 (its init).
       type: dict
       contains:
         host_pid:
@@ -234,16 +274,22 @@ instances:
           type: int
         memlock:
           description:
-            - Its memlock limit. C(soft_bytes) and C(hard_bytes) are bytes, V(null) for no limit.
+            - Its memlock limit now. systemd raises its own soft limit at boot (to its hard limit in an unprivileged
+              guest), so this is not what LXD gave, nor what a service gets.
+            - C(soft_bytes) and C(hard_bytes) are bytes, V(null) for no limit.
             - C(soft_ulimit_kib) and C(hard_ulimit_kib) are what C(ulimit -l) and C(ulimit -Hl) print (KiB).
             - C(systemd_value) is the same limit as C(LimitMEMLOCK=) would write it.
           type: dict
           sample:
-            soft_bytes: 65536
-            hard_bytes: 65536
-            soft_ulimit_kib: 64
-            hard_ulimit_kib: 64
-            systemd_value: 64K
+            soft_bytes: 4194304
+            hard_bytes: 4194304
+            soft_ulimit_kib: 4096
+            hard_ulimit_kib: 4096
+            systemd_value: 4M
+        cap_sys_resource:
+          description: Whether C(CAP_SYS_RESOURCE) is in its effective set; outside a user namespace it lets systemd
+            raise limits past the hard one.
+          type: bool
     processes:
       description: The guest's processes named like one of O(process).
       type: list
@@ -265,7 +311,7 @@ instances:
           description: Its virtual size, all of which C(mlockall) with C(MCL_CURRENT|MCL_FUTURE) locks.
           type: int
         vmlck_bytes:
-          description: How much it has locked now; 0 often means mlock is disabled in its configuration.
+          description: How much it has locked now; 0 means mlock is disabled, or failed and was shrugged off.
           type: int
         cap_ipc_lock_effective:
           description: Whether C(CAP_IPC_LOCK) is in its effective set (it lifts the limit only in a privileged guest).
@@ -281,32 +327,77 @@ instances:
           description: The executable's file capabilities as C(getcap) prints them; empty when it has none.
           type: str
           sample: cap_ipc_lock=ep
-    daemon_memlock:
+    units:
       description:
-        - The limit the guest's LXD daemon passes to a guest that starts now; V(null) when unknown.
-        - For a guest read from inside, this is the limit of the command run there (which the daemon hands out
-          now), and V(null) when C(limits.kernel.memlock) is set.
+        - Vault's units (O(units)) as the guest's systemd tells them; asked only where no Vault process runs, so
+          empty otherwise.
+      type: list
+      elements: dict
+      contains:
+        name:
+          description: The unit's name.
+          type: str
+          sample: vault.service
+        load_state:
+          description: C(LoadState); units other than V(loaded) (V(not-found)) do not count.
+          type: str
+        active_state:
+          description: C(ActiveState) (V(active), V(activating), V(failed), V(inactive)).
+          type: str
+        sub_state:
+          description: C(SubState) (V(running), V(auto-restart), V(failed), V(dead)).
+          type: str
+        result:
+          description: C(Result) of its last run (V(success), V(exit-code), V(signal), ...).
+          type: str
+        restarts:
+          description: C(NRestarts).
+          type: int
+        exit_status:
+          description: C(ExecMainStatus) of its last run.
+          type: int
+        asked:
+          description: The limit the unit asks systemd for (its C(LimitMEMLOCKSoft)/C(LimitMEMLOCK), systemd's
+            default included), before systemd lowers it.
+          type: dict
+        memlock:
+          description: What its service gets, as systemd lowers RV(instances[].units[].asked) to what PID 1 allows.
+          type: dict
+        journal:
+          description: The journal's last lines of its last run.
+          type: list
+          elements: str
+        mlock_failure:
+          description: The journal line that says locking memory failed (C(Failed to lock memory), C(mlockall));
+            empty when none does.
+          type: str
+          sample: "Error initializing core: Failed to lock memory: cannot allocate memory"
+    service:
+      description:
+        - What Vault's service gets, the figure the verdict rests on; V(null) when nothing was judged.
       type: dict
-    memlock_after_restart:
-      description:
-        - The limit PID 1 would get on the guest's next start (C(limits.kernel.memlock) or the daemon's).
-        - V(null) when unknown (a virtual machine, or a daemon whose limit cannot be read).
-      type: dict
-    daemon_limit_differs:
-      description:
-        - Whether PID 1's limit differs from the daemon's current one (a restart of the daemon since the guest
-          started, or C(limits.kernel.memlock)); V(null) when unknown.
-      type: bool
+      contains:
+        name:
+          description: The process (C(vault (PID 58))) or the unit (C(vault.service)).
+          type: str
+        source:
+          description: V(process) (its own C(/proc) limits) or V(unit) (what systemd gives its service).
+          type: str
+        memlock:
+          description: That limit.
+          type: dict
     verdict:
-      description: One of V(ok), V(too_low), V(restart_pending), V(not_running), V(unknown), V(error).
+      description: One of V(ok), V(finite_limit), V(too_low), V(restart_pending), V(not_running), V(absent),
+        V(unknown), V(error).
       type: str
       sample: too_low
     message:
       description: One sentence saying what was found and what to do.
       type: str
       sample: >-
-        guest vault-1: PID 1 may lock 64 KiB (ulimit -l 64) but vault needs its whole VmSize 1.4 GiB locked;
-        restart the guest after raising the LXD daemon's LimitMEMLOCK to at least 1.4 GiB
+        guest vault-1: vault.service is failed (exit-code) and its last run died locking its memory ("Error
+        initializing core: Failed to lock memory: cannot allocate memory"); its service may lock 512 KiB (ulimit -l
+        512); restart the guest after raising the LXD daemon's LimitMEMLOCK to infinity
         (vault_mlock.lxd.memlock_dropin) or set limits.kernel.memlock
 """
 
@@ -324,12 +415,17 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import (
     normalize_endpoint,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import MemlockProbe
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import SizeError, parse_size
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_options import (
+    VAULT_ARGSPEC,
+    OptionError,
+    vault_options,
+)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
+            VAULT_ARGSPEC,
             instances=dict(type="list", elements="str", default=[]),
             project=dict(type="str", default="default"),
             endpoint=dict(type="str"),
@@ -338,8 +434,6 @@ def main():
             validate_certs=dict(type="bool", default=True),
             ca_cert=dict(type="path"),
             timeout=dict(type="float", default=30),
-            process=dict(type="list", elements="str", default=["vault", "bao"]),
-            required=dict(type="str"),
             method=dict(type="str", choices=["auto", "proc", "exec"], default="auto"),
         ),
         required_together=[("client_cert", "client_key")],
@@ -348,13 +442,9 @@ def main():
     params = module.params
     if not HAS_PYLXD:
         module.fail_json(msg=missing_required_lib("pylxd"), exception=str(PYLXD_IMPORT_ERROR))
-    names = [name for name in params["process"] if name]
-    if not names:
-        module.fail_json(msg="process: give at least one process name, such as vault or bao")
-    required_given = params["required"] is not None
     try:
-        required_bytes = parse_size(params["required"], "required") if required_given else None
-    except SizeError as exc:
+        options = vault_options(params)
+    except OptionError as exc:
         module.fail_json(msg=str(exc))
 
     verify = params["validate_certs"]
@@ -373,9 +463,9 @@ def main():
             api,
             project=params["project"],
             endpoint=normalize_endpoint(endpoint),
-            process_names=names,
-            required_given=required_given,
-            required_bytes=required_bytes,
+            process_names=options.process_names,
+            units=options.units,
+            required=options.required,
             method="exec" if is_remote(endpoint) and params["method"] == "auto" else params["method"],
         )
         report = probe.run(params["instances"])

@@ -25,11 +25,15 @@ def limits_text(soft, hard=None) -> str:
 
 
 class HostProc:
-    """An LXD host's /proc in tmp_path: stat, cmdline, comm, ns/pid links, limits, status, uid_map."""
+    """An LXD host's /proc in tmp_path: stat, cmdline, comm, ns/pid links, limits, status, uid_map, fd links;
+    and the log directory (tmp_path/log) where LXD writes each guest's lxc.conf and lxc.log."""
 
     def __init__(self, root):
         self.root = root
+        self.logs = root.parent / "log"
         root.mkdir()
+        self.logs.mkdir()
+        (root / "meminfo").write_text("MemTotal:       25165824 kB\nSwapTotal:             0 kB\n")
         self.add_self()
 
     def add_self(self):
@@ -52,19 +56,35 @@ class HostProc:
             f"VmSize:\t{vmsize_kib} kB\nVmLck:\t0 kB\nCapEff:\t{cap_eff:016x}\nCapBnd:\t000001ffffffffff\n"
         )
         (directory / "uid_map").write_text(uid_map)
+        (directory / "fd").mkdir()
+        os.symlink("/dev/null", directory / "fd" / "0")
+
+    def add_monitor(self, pid, name, limit, prlimit=None, lxd_dir="/var/lib/lxd", ns=HOST_NS):
+        """A guest's [lxc monitor] with the limit the daemon had at the guest's start, holding its lxc.log open
+        beside the lxc.conf LXD wrote then (with lxc.prlimit.memlock when limits.kernel.memlock was set)."""
+        self.add(pid, "lxd", cmdline=f"[lxc monitor] {lxd_dir}/containers {name}", limit=limit, ns=ns)
+        log_dir = self.logs / name
+        log_dir.mkdir()
+        conf = f"lxc.log.file = {log_dir}/lxc.log\nlxc.uts.name = {name}\n"
+        if prlimit is not None:
+            conf += f"lxc.prlimit.memlock = {prlimit}\n"
+        (log_dir / "lxc.conf").write_text(conf)
+        (log_dir / "lxc.log").write_text("")
+        os.symlink(str(log_dir / "lxc.log"), self.root / str(pid) / "fd" / "8")
 
 
 def make_host(tmp_path):
-    """The daemon (8 MiB), guests g1 (64 KiB, a vault under systemd and one started by `lxc exec`),
-    prod_g2 (project prod, privileged, bao), a nested daemon's g3, and processes that must be ignored."""
+    """The daemon (8 MiB now), guests g1 (started while the daemon had 64 KiB; a vault under systemd and one
+    started by `lxc exec`), prod_g2 (project prod, privileged, bao, limits.kernel.memlock 64 KiB at its start), a
+    nested daemon's g3, and processes that must be ignored."""
     proc = HostProc(tmp_path / "proc")
     proc.add(4885, "lxd", cmdline="lxd\0--group\0root", limit=(8 * MIB,))
-    proc.add(28466, "lxd", cmdline="[lxc monitor] /var/lib/lxd/containers g1")
+    proc.add_monitor(28466, "g1", limit=(64 * KIB,))
     proc.add(28482, "systemd", ppid=28466, ns="pid:[100]", limit=(64 * KIB,), nspid=(28482, 1))
     proc.add(29409, "vault", ppid=28482, ns="pid:[100]", limit=(64 * KIB,), nspid=(29409, 58))
     proc.add(29499, "lxd", ppid=4885, cmdline="lxd\0forkexec")
     proc.add(29500, "vault", ppid=29499, ns="pid:[100]", limit=(8 * MIB,), nspid=(29500, 77), vmsize_kib=4096)
-    proc.add(30000, "lxd", cmdline="[lxc monitor] /var/lib/lxd/containers prod_g2")
+    proc.add_monitor(30000, "prod_g2", limit=(8 * MIB,), prlimit="65536")
     proc.add(30001, "systemd", ppid=30000, ns="pid:[200]", limit=(64 * KIB,), nspid=(30001, 1),
              uid_map=PRIVILEGED_MAP)
     proc.add(30010, "bao", ppid=30001, ns="pid:[200]", limit=(64 * KIB,), nspid=(30010, 90), cap_eff=1 << 14,

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import parse_capabilities
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import parse_units, split_sections
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     EXEC_SCRIPT,
     FactsError,
@@ -213,12 +214,12 @@ def test_snapshot_without_self_limits_knows_no_exec_limit():
 @pytest.mark.parametrize(
     "names, expected_tail",
     [
-        (["vault", "bao"], ["sh", "vault", "bao"]),
-        (["vault-server-production"], ["sh", "vault-server-pr"]),
+        (["vault", "bao"], ["sh", "vault.service openbao.service", "vault", "bao"]),
+        (["vault-server-production"], ["sh", "vault.service openbao.service", "vault-server-pr"]),
     ],
 )
 def test_exec_command(names, expected_tail):
-    argv = exec_command(names)
+    argv = exec_command(names, ["vault.service", "openbao.service"])
     assert argv[:3] == ["sh", "-c", EXEC_SCRIPT]
     assert argv[3:] == expected_tail
 
@@ -286,3 +287,16 @@ def test_exec_script_reads_what_proc_dir_reads(sleeper):
     direct = gather_machine(ProcDir("/proc"), [name])
     assert through_script == direct
     assert [(p.pid, p.binary, p.binary_capabilities) for p in direct.processes] == [(pid, binary, "cap_ipc_lock=ep")]
+    assert ("systemd", "manager") not in split_sections(output)  # a Vault process runs: no unit asked about
+
+
+def test_exec_script_asks_systemd_only_where_no_process_matched():
+    """Run here: no process of that name, and this machine is not booted with systemd (or knows no such unit)."""
+    name = "vt" + uuid.uuid4().hex[:10]
+    output = subprocess.run(exec_command([name], [name + ".service"]), capture_output=True, text=True,
+                            check=True).stdout
+    facts = gather_machine(ProcSnapshot.parse(output), [name])
+    units = parse_units(output, [name + ".service"])
+    assert facts.processes == []
+    assert units.loaded == []
+    assert units.systemd is os.path.isdir("/run/systemd/system")

@@ -10,30 +10,13 @@ import threading
 
 import pytest
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import (
-    EXEC,
-    PROC,
-    InstanceRecord,
-    MemlockProbe,
-    parse_kernel_memlock,
-)
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UNITS_SCRIPT
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import EXEC, PROC, MemlockProbe
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import Required
 
 from _host_proc import ENDPOINT, KIB, MIB, PRIVILEGED_MAP, UNPRIVILEGED_MAP, limits_text
 
-@pytest.mark.parametrize(
-    "value, expected",
-    [
-        (None, None),
-        ("", None),
-        ("65536", MemlockLimit(65536, 65536)),
-        ("unlimited", MemlockLimit(None, None)),
-        ("65536:131072", MemlockLimit(65536, 131072)),
-        ("lots", None),
-    ],
-)
-def test_parse_kernel_memlock(value, expected):
-    assert parse_kernel_memlock(value) == expected
+MLOCK_LINE = "Error initializing core: Failed to lock memory: cannot allocate memory"
 
 
 def api_instance(name, status="Running", type_="container", location="none", project="default", **config):
@@ -41,27 +24,38 @@ def api_instance(name, status="Running", type_="container", location="none", pro
             "expanded_config": {key.replace("_", "."): value for key, value in config.items()}}
 
 
-def test_instance_record_from_api():
-    data = api_instance("web", project="prod", security_privileged="true", limits_kernel_memlock="65536")
-    record = InstanceRecord.from_api(data, "prod")
-    assert record == InstanceRecord("web", "prod", "container", "Running", "none", True, "65536")
-    assert record.monitor_name == "prod_web"
-    assert InstanceRecord.from_api({"name": "g1"}, "default").monitor_name == "g1"
-
-
-def exec_output(pid1_limit, processes=(), self_limit=8 * MIB, uid_map=UNPRIVILEGED_MAP):
-    """What the guest script prints: its own limit, PID 1, and (pid, name, limit, VmSize KiB) per process."""
+def exec_output(pid1_limit, processes=(), self_limit=8 * MIB, uid_map=UNPRIVILEGED_MAP, units=None):
+    """What the guest script prints: its own limit, PID 1, (pid, name, limit, VmSize KiB) per process, units."""
     parts = ["@@self limits", limits_text(self_limit), "@@1 uid_map", uid_map, "@@1 limits", limits_text(pid1_limit),
-             "@@1 status", "Name:\tsystemd\nPid:\t1\nNSpid:\t1\n"]
+             "@@1 status", "Name:\tsystemd\nPid:\t1\nNSpid:\t1\nCapEff:\t000001fffeffffff\n"]
     for pid, name, limit, vmsize_kib in processes:
         parts += [f"@@{pid} status", f"Name:\t{name}\nPid:\t{pid}\nNSpid:\t{pid}\nVmSize:\t{vmsize_kib} kB\n"
                   "VmLck:\t0 kB\nCapEff:\t0\nCapBnd:\t0\n", f"@@{pid} limits", limits_text(limit),
                   f"@@{pid} exe", f"/usr/bin/{name}"]
+    return "\n".join(parts) + "\n" + (units or "")
+
+
+def units_output(*units):
+    """What the units script prints: (name, ActiveState, SubState, Result, LimitMEMLOCK bytes, journal line)."""
+    parts = ["@@systemd manager", "DefaultLimitMEMLOCK=8388608", "DefaultLimitMEMLOCKSoft=8388608"]
+    for name, active, sub, result, limit, line in units:
+        parts += [f"@@unit {name}", "LoadState=loaded", f"ActiveState={active}", f"SubState={sub}",
+                  f"Result={result}", "NRestarts=0", "InvocationID=abc", f"LimitMEMLOCK={limit}",
+                  f"LimitMEMLOCKSoft={limit}", "ExecMainCode=1", "ExecMainStatus=1", f"@@journal {name}"]
+        if line:
+            parts.append("| " + line)
     return "\n".join(parts) + "\n"
 
 
+NO_UNITS = units_output()
+DIED = units_output(("vault.service", "failed", "failed", "exit-code", 8 * MIB, MLOCK_LINE))
+
+
 class FakeApi:
-    """The three calls MemlockProbe makes, answered from tables; exec calls are recorded."""
+    """The three calls MemlockProbe makes, answered from tables; commands run are recorded.
+
+    An output is a text (for any command) or a dict {"exec": text, "units": text} by the script asked for.
+    """
 
     def __init__(self, instances, outputs=None, clustered=False, server_name="node1", server_pid=4885):
         self.instances = instances
@@ -77,9 +71,12 @@ class FakeApi:
         return self.instances
 
     def execute(self, name, argv):
+        kind = "units" if argv[2] == UNITS_SCRIPT else "exec"
         with self._lock:
-            self.executed.append(name)
+            self.executed.append((name, kind))
         output = self.outputs[name]
+        if isinstance(output, dict):
+            output = output[kind]
         if isinstance(output, Exception):
             raise output
         return 0, output, ""
@@ -111,63 +108,121 @@ def test_probe_reads_local_guests_through_proc_and_others_inside(host):
     report = probe.run()
     instances = by_name(report)
 
-    assert sorted(api.executed) == ["broken", "g3", "vm1"]
+    assert sorted(api.executed) == [("broken", "exec"), ("g3", "exec"), ("vm1", "exec")]
     assert report.daemon.local is True
     assert report.daemon.memlock.soft_bytes == 8 * MIB
+    assert report.daemon.physical_memory == 24 << 30
 
     g1 = instances["g1"]
-    expected = (PROC, "restart_pending", True, True)
-    assert (g1.source, g1.verdict, g1.in_user_namespace, g1.daemon_limit_differs) == expected
+    assert (g1.source, g1.verdict, g1.in_user_namespace) == (PROC, "restart_pending", True)
     assert g1.pid1.host_pid == 28482 and g1.pid1.memlock.soft_ulimit_kib == 64
     processes = [(p.pid, p.host_pid, p.memlock.soft_bytes) for p in g1.processes]
     assert processes == [(58, 29409, 64 * KIB), (77, 29500, 8 * MIB)]
-    # PID 1's 64 KiB would become the daemon's 8 MiB after a restart: enough for vault's 1.3 MiB.
-    assert g1.memlock_after_restart.soft_bytes == 8 * MIB
-    assert g1.message == ("guest g1: PID 1 may lock 64 KiB (ulimit -l 64) but vault needs its whole VmSize 1.4 MiB "
-                          "locked; the LXD daemon now gives 8 MiB, so restart the guest to apply it")
+    # g1 started while the daemon had 64 KiB (its monitor keeps it); the daemon now hands out 8 MiB.
+    assert (g1.lxd_at_start.memlock.systemd_value, g1.lxd_at_start.source) == ("64K", "the LXD daemon")
+    assert (g1.lxd_now.memlock.systemd_value, g1.lxd_now.source) == ("8M", "the LXD daemon")
+    assert g1.restart_required is True
+    assert g1.restart_reason == "it started with 64K from the LXD daemon; a start now gives 8M from the LXD daemon"
+    assert g1.service.name == "vault (PID 58)"
+    assert g1.message == ("guest g1: vault (PID 58) may lock 64 KiB (ulimit -l 64) but needs its whole VmSize "
+                          "1.4 MiB locked, and has nothing locked (VmLck 0); after a restart it gets 8 MiB from the "
+                          "LXD daemon, so restart the guest to apply it")
 
     g3 = instances["g3"]
-    assert (g3.source, g3.verdict, g3.daemon_limit_differs) == (EXEC, "ok", False)
+    assert (g3.source, g3.verdict, g3.lxd_at_start, g3.restart_required) == (EXEC, "finite_limit", None, False)
     assert g3.processes[0].host_pid is None
+    assert g3.units == []  # a vault runs: systemd is not asked
 
     assert (instances["stopped"].verdict, instances["stopped"].source) == ("not_running", None)
-    assert instances["stopped"].memlock_after_restart.soft_bytes == 8 * MIB
-    assert instances["big"].memlock_after_restart.soft_bytes == 4 * MIB
+    assert instances["stopped"].lxd_now.memlock.soft_bytes == 8 * MIB
+    assert instances["big"].lxd_now.memlock.soft_bytes == 4 * MIB
     assert "from limits.kernel.memlock" in instances["big"].message
 
     vm1 = instances["vm1"]
-    assert (vm1.verdict, vm1.in_user_namespace, vm1.memlock_after_restart, vm1.daemon_limit_differs) == (
-        "too_low", False, None, None)
+    assert (vm1.verdict, vm1.in_user_namespace, vm1.lxd_now, vm1.restart_required) == (
+        "too_low", False, None, False)
     assert "inside the VM" in vm1.message
 
     assert instances["broken"].verdict == "error"
     assert "Instance is not running" in instances["broken"].message
     assert instances["ice"].verdict == "error" and "frozen" in instances["ice"].message
 
-    assert report.summary == {"error": 2, "too_low": 1, "restart_pending": 1, "unknown": 0, "not_running": 2,
-                              "ok": 1}
+    assert report.summary == {"error": 2, "too_low": 1, "restart_pending": 1, "finite_limit": 1, "unknown": 0,
+                              "not_running": 2, "absent": 0, "ok": 0}
     json.dumps(dataclasses.asdict(report))  # plain data all the way down
+
+
+def test_probe_asks_systemd_only_where_no_vault_runs(host):
+    """The crash of case 1: vault.service died on mlock under 512 KiB, no process is left; it must not pass."""
+    host.add_monitor(31000, "crashed", limit=(8 * MIB,), prlimit="524288")
+    host.add(31001, "systemd", ppid=31000, ns="pid:[500]", limit=(512 * KIB,), nspid=(31001, 1))
+    host.add_monitor(32000, "plain", limit=(8 * MIB,))
+    host.add(32001, "systemd", ppid=32000, ns="pid:[600]", limit=(8 * MIB,), nspid=(32001, 1))
+    api = FakeApi([api_instance("g1"), api_instance("crashed", limits_kernel_memlock="524288"),
+                   api_instance("plain")],
+                  outputs={"crashed": DIED, "plain": NO_UNITS})
+    report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root)).run()
+    instances = by_name(report)
+    assert sorted(api.executed) == [("crashed", "units"), ("plain", "units")]  # one command each, g1 has a vault
+
+    crashed = instances["crashed"]
+    assert crashed.verdict == "too_low"
+    assert crashed.message.startswith(
+        "guest crashed: vault.service is failed (exit-code) and its last run died locking its memory "
+        f'("{MLOCK_LINE}"); its service may lock 512 KiB (ulimit -l 512), as systemd lowers its LimitMEMLOCK=8M '
+        "to what PID 1 allows;")
+    assert [(unit.name, unit.load_state, unit.memlock and unit.memlock.soft_bytes, unit.mlock_failure)
+            for unit in crashed.units] == [("vault.service", "loaded", 512 * KIB, MLOCK_LINE),
+                                           ("openbao.service", "not-found", None, "")]
+    assert crashed.service.name == "vault.service" and crashed.service.source == "unit"
+    assert (crashed.lxd_at_start.source, crashed.restart_required) == ("limits.kernel.memlock", False)
+
+    plain = instances["plain"]
+    assert (plain.verdict, plain.service) == ("absent", None)
+    assert [(unit.name, unit.load_state) for unit in plain.units] == [("vault.service", "not-found"),
+                                                                       ("openbao.service", "not-found")]
+
+
+def test_probe_with_method_proc_asks_no_systemd(host):
+    host.add_monitor(32000, "plain", limit=(8 * MIB,))
+    host.add(32001, "systemd", ppid=32000, ns="pid:[600]", limit=(8 * MIB,), nspid=(32001, 1))
+    api = FakeApi([api_instance("plain")])
+    report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root), method="proc").run()
+    assert api.executed == []
+    assert report.instances[0].verdict == "unknown"
+    assert "with method=proc no guest's systemd is asked" in report.instances[0].message
+
+
+def test_probe_units_error_is_that_guests_error(host):
+    host.add_monitor(32000, "plain", limit=(8 * MIB,))
+    host.add(32001, "systemd", ppid=32000, ns="pid:[600]", limit=(8 * MIB,), nspid=(32001, 1))
+    api = FakeApi([api_instance("plain")], outputs={"plain": "Failed to connect to bus\n"})
+    instance = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root)).run().instances[0]
+    assert instance.verdict == "error"
+    assert "asking the guest's systemd about vault.service, openbao.service failed" in instance.message
 
 
 def test_probe_too_low_when_a_restart_would_not_help_either(host):
     api = FakeApi([api_instance("g1")])
     report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root), process_names=["vault"],
-                          required_given=True, required_bytes=16 * MIB).run()
+                          required=Required(16 * MIB)).run()
     g1 = report.instances[0]
     assert g1.verdict == "too_low"
     assert g1.message == (
-        "guest g1: PID 1 may lock 64 KiB (ulimit -l 64) but vault needs the required 16 MiB; restart the guest "
-        "after raising the LXD daemon's LimitMEMLOCK to at least 16 MiB (vault_mlock.lxd.memlock_dropin) or set "
-        "limits.kernel.memlock")
+        "guest g1: vault (PID 58) may lock 64 KiB (ulimit -l 64) but needs the required 16 MiB, and has nothing "
+        "locked (VmLck 0); restart the guest after raising the LXD daemon's LimitMEMLOCK to at least 16 MiB "
+        "(vault_mlock.lxd.memlock_dropin) or set limits.kernel.memlock")
 
 
 def test_probe_in_another_project_and_privileged_capability(host):
-    api = FakeApi([api_instance("g2", project="prod", security_privileged="true")])
+    api = FakeApi([api_instance("g2", project="prod", security_privileged="true", limits_kernel_memlock="65536")])
     report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root)).run()
     g2 = report.instances[0]
     assert (g2.source, g2.privileged, g2.in_user_namespace, g2.verdict) == (PROC, True, False, "ok")
     assert "holds CAP_IPC_LOCK outside any user namespace" in g2.message
     assert [(p.name, p.pid, p.cap_ipc_lock_effective) for p in g2.processes] == [("bao", 90, True)]
+    assert (g2.lxd_at_start.source, g2.lxd_at_start.memlock.soft_bytes, g2.restart_required) == (
+        "limits.kernel.memlock", 65536, False)
 
 
 def test_probe_named_instances_in_their_order(host):
@@ -197,21 +252,32 @@ def test_probe_methods(host, method, endpoint, expected_source, local):
         assert g1.verdict == "error" and "do not show in this host's /proc" in g1.message
     else:
         assert g1.processes[0].host_pid is None
-        assert g1.verdict == "restart_pending"  # the exec'd shell had 8 MiB: the daemon's, guests get it on start
+        # Read inside: PID 1's hard limit (64 KiB, what LXD gave it) differs from the 8 MiB a start now gives.
+        assert g1.restart_required is True
+        assert g1.verdict == "restart_pending"
+
+
+def test_probe_exec_of_a_guest_without_vault_asks_systemd_in_the_same_command(host):
+    api = FakeApi([api_instance("g1")], outputs={"g1": exec_output(4 * MIB, units=DIED)})
+    g1 = MemlockProbe(api, endpoint="https://x:8443", proc_root=str(host.root)).run().instances[0]
+    assert api.executed == [("g1", "exec")]
+    assert g1.verdict == "too_low" and "died locking its memory" in g1.message
 
 
 def test_probe_on_a_cluster_reads_other_members_inside(host):
     api = FakeApi([api_instance("g1", location="node1"), api_instance("remote1", location="node2")],
-                  outputs={"remote1": exec_output(64 * KIB, self_limit=64 * KIB)}, clustered=True)
-    report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root), required_given=True,
-                          required_bytes=MIB).run()
+                  outputs={"remote1": exec_output(64 * KIB, [(58, "vault", 64 * KIB, 1360)], self_limit=64 * KIB)},
+                  clustered=True)
+    report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root), required=Required(MIB)).run()
     instances = by_name(report)
     assert (instances["g1"].source, instances["g1"].location) == (PROC, "node1")
     assert (instances["remote1"].source, instances["remote1"].location) == (EXEC, "node2")
     # node2's daemon limit is the exec'd shell's: 64 KiB, too little for the required 1 MiB after a restart too.
-    assert instances["remote1"].daemon_memlock.soft_bytes == 64 * KIB
+    assert instances["remote1"].lxd_now.memlock.soft_bytes == 64 * KIB
     assert instances["remote1"].verdict == "too_low"
-    assert api.executed == ["remote1"]
+    assert instances["remote1"].restart_required is False
+    assert instances["remote1"].restart_reason == "it runs on cluster member node2, whose own run decides"
+    assert api.executed == [("remote1", "exec")]
 
 
 def test_probe_exec_output_without_limits_is_that_guests_error(host):
@@ -222,9 +288,8 @@ def test_probe_exec_output_without_limits_is_that_guests_error(host):
 
 
 def test_probe_with_a_daemon_of_another_machine(host):
-    api = FakeApi([api_instance("g1")], outputs={"g1": exec_output(8 * MIB)}, server_pid=99999)
+    api = FakeApi([api_instance("g1")], outputs={"g1": exec_output(8 * MIB, units=NO_UNITS)}, server_pid=99999)
     report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root)).run()
     assert (report.daemon.local, report.daemon.memlock) == (False, None)
     assert report.instances[0].source == EXEC
-    assert report.instances[0].verdict == "unknown"
-
+    assert report.instances[0].verdict == "absent"

@@ -11,11 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UnitFacts, UnitsFacts
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import ProcessFacts
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, MemlockReport
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
+    ABSENT,
     CONTAINER,
     ERROR,
+    FAILING,
+    FINITE_LIMIT,
     MACHINE,
     NOT_RUNNING,
     OK,
@@ -24,6 +28,8 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
     UNKNOWN,
     VERDICTS,
     VIRTUAL_MACHINE,
+    Required,
+    ServiceFacts,
     VerdictFacts,
     human_size,
     judge,
@@ -36,74 +42,111 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
 KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
+MLOCK_LINE = "Error initializing core: Failed to lock memory: cannot allocate memory"
 
 
 def limit(soft, hard=None):
     return MemlockLimit(soft, soft if hard is None else hard)
 
 
+def report(soft, hard=None):
+    return MemlockReport.of(limit(soft, hard))
+
+
 def process(soft=256 * KIB, hard=None, vmsize=int(1.3 * GIB), vmlck=None, cap=False, caps="", pid=58, name="vault"):
-    memlock = limit(soft, hard)
     return ProcessFacts(
-        pid=pid, host_pid=None, name=name, memlock=MemlockReport.of(memlock), vmsize_bytes=vmsize,
+        pid=pid, host_pid=None, name=name, memlock=report(soft, hard), vmsize_bytes=vmsize,
         vmlck_bytes=vmsize if vmlck is None else vmlck, cap_ipc_lock_effective=cap, cap_ipc_lock_bounding=True,
         binary="/usr/bin/vault", binary_capabilities=caps,
     )
 
 
+def unit(memlock=4 * MIB, asked=None, active="inactive", sub="dead", result="success", line="", name="vault.service",
+         load="loaded"):
+    asked = memlock if asked is None else asked
+    return UnitFacts(
+        name=name, load_state=load, active_state=active, sub_state=sub, result=result, restarts=0, exit_status=1,
+        asked=report(asked) if isinstance(asked, (int, type(None))) else MemlockReport.of(asked),
+        journal=[line] if line else [], mlock_failure=line,
+        memlock=report(memlock),
+    )
+
+
+def units(*items, systemd=True):
+    return UnitsFacts(systemd=systemd, default_memlock=report(8 * MIB), units=list(items))
+
+
 def facts(**changes):
-    base = VerdictFacts(subject="guest g1", pid1_memlock=limit(256 * KIB), in_user_namespace=True)
+    base = VerdictFacts(subject="guest g1", pid1=limit(256 * KIB), service_ceiling=256 * KIB, in_user_namespace=True)
     return dataclasses.replace(base, **changes)
 
 
-DAEMON_256K = dict(daemon_memlock=limit(256 * KIB), after_restart=limit(256 * KIB),
-                   after_restart_source="the LXD daemon")
+def required(size):
+    return Required(size)
+
+
+DAEMON_256K = dict(daemon_memlock=limit(256 * KIB), after_start=limit(256 * KIB), after_start_source="the LXD daemon")
+FAILED = dict(active="failed", sub="failed", result="exit-code")
+P8 = dict(pid1=limit(8 * MIB), service_ceiling=8 * MIB)
 
 CASES = [
     # (id, facts, verdict, the whole message or the parts it must hold)
     ("error", facts(error="exec failed: boom"), ERROR, "guest g1: exec failed: boom"),
-    ("stopped, nothing known", facts(running=False, status="Stopped", pid1_memlock=None), NOT_RUNNING,
+    ("stopped, nothing known", facts(status="Stopped", pid1=None), NOT_RUNNING,
      "guest g1 is stopped: nothing runs to judge"),
-    ("stopped, will start with enough",
-     facts(running=False, status="Stopped", required_given=True, required_bytes=MIB, **DAEMON_256K), NOT_RUNNING,
-     "guest g1 is stopped: nothing runs to judge; it will start with 256 KiB from the LXD daemon, "
-     "below the required 1 MiB: restart the guest after raising the LXD daemon's LimitMEMLOCK to at least 1 MiB "
-     "(vault_mlock.lxd.memlock_dropin) or set limits.kernel.memlock"),
     ("stopped, will start with too little",
-     facts(running=False, status="Stopped", required_given=True, required_bytes=64 * KIB, **DAEMON_256K),
-     NOT_RUNNING, ["it will start with 256 KiB", "enough for the required 64 KiB"]),
-    ("running, PID 1 unreadable", facts(pid1_memlock=None), ERROR, "could not be read"),
-    ("no process, no required", facts(), UNKNOWN,
-     "guest g1: PID 1 may lock 256 KiB (ulimit -l 256), but no vault or bao process runs and no required size "
-     "was given, so nothing can be judged: start vault or pass required"),
-    ("no process, required fits", facts(required_given=True, required_bytes=128 * KIB), OK,
-     "guest g1: no vault or bao process runs; PID 1 may lock 256 KiB (ulimit -l 256), enough for the required "
-     "128 KiB"),
-    ("no process, required too big, daemon unknown", facts(required_given=True, required_bytes=GIB), TOO_LOW,
-     "guest g1: no vault or bao process runs and PID 1 may lock 256 KiB (ulimit -l 256), below the required 1 GiB; "
-     "restart the guest after raising the LXD daemon's LimitMEMLOCK to at least 1 GiB "
-     "(vault_mlock.lxd.memlock_dropin) or set limits.kernel.memlock"),
-    ("no process, required infinity", facts(required_given=True, required_bytes=None), TOO_LOW,
-     ["below the required infinity", "LimitMEMLOCK to infinity"]),
-    ("no process, a restart would give enough",
-     facts(required_given=True, required_bytes=4 * MIB, daemon_memlock=limit(8 * MIB), after_restart=limit(8 * MIB),
-           after_restart_source="the LXD daemon"), RESTART_PENDING,
-     "guest g1: no vault or bao process runs and PID 1 may lock 256 KiB (ulimit -l 256), below the required 4 MiB; "
-     "the LXD daemon now gives 8 MiB, so restart the guest to apply it"),
-    ("the brief's example", facts(processes=(process(),), **DAEMON_256K), TOO_LOW,
-     "guest g1: PID 1 may lock 256 KiB (ulimit -l 256) but vault needs its whole VmSize 1.3 GiB locked; restart "
+     facts(status="Stopped", required=required(MIB), **DAEMON_256K), NOT_RUNNING,
+     "guest g1 is stopped: nothing runs to judge; once started, a service there gets 256 KiB (from the LXD daemon, "
+     "as systemd hands it on), below the required 1 MiB: restart the guest after raising the LXD daemon's "
+     "LimitMEMLOCK to at least 1 MiB (vault_mlock.lxd.memlock_dropin) or set limits.kernel.memlock"),
+    ("stopped, will start with enough",
+     facts(status="Stopped", required=required(64 * KIB), **DAEMON_256K), NOT_RUNNING,
+     ["a service there gets 256 KiB", "enough for the required 64 KiB"]),
+    ("running, PID 1 unreadable", facts(pid1=None), ERROR, "could not be read"),
+    # --- running processes: their own limits count -------------------------------------------------
+    ("a finite limit that fits today is not ok", facts(**P8, processes=(process(soft=8 * MIB, vmsize=MIB),)),
+     FINITE_LIMIT,
+     "guest g1: vault (PID 58) may lock 8 MiB (ulimit -l 8192), a finite limit: vault locks every later mapping too "
+     "(mlockall with MCL_FUTURE) and dies when it grows past 8 MiB; give its service LimitMEMLOCK=infinity (for an "
+     "LXD guest: the LXD daemon's LimitMEMLOCK=infinity or limits.kernel.memlock=unlimited, then a restart of the "
+     "guest), or pass required with the most it may ever map"),
+    ("no limit is ok", facts(pid1=limit(None), service_ceiling=None, processes=(process(soft=None),)), OK,
+     "guest g1: vault (PID 58) may lock without limit (ulimit -l unlimited)"),
+    ("a finite limit that covers the required size is ok",
+     facts(**P8, required=required(4 * MIB), processes=(process(soft=8 * MIB, vmsize=MIB),)), OK,
+     "guest g1: vault (PID 58) may lock 8 MiB (ulimit -l 8192), enough for the required 4 MiB"),
+    ("required above the limit",
+     facts(**P8, required=required(16 * MIB), processes=(process(soft=8 * MIB, vmsize=MIB),)), TOO_LOW,
+     "guest g1: vault (PID 58) may lock 8 MiB (ulimit -l 8192) but needs the required 16 MiB; restart the guest "
+     "after raising the LXD daemon's LimitMEMLOCK to at least 16 MiB"),
+    ("required infinity and a finite limit",
+     facts(**P8, required=required(None), processes=(process(soft=8 * MIB, vmsize=MIB),)), TOO_LOW,
+     ["needs the required infinity", "LimitMEMLOCK to infinity"]),
+    ("VmSize above the limit", facts(processes=(process(),), **DAEMON_256K), TOO_LOW,
+     "guest g1: vault (PID 58) may lock 256 KiB (ulimit -l 256) but needs its whole VmSize 1.3 GiB locked; restart "
      "the guest after raising the LXD daemon's LimitMEMLOCK to at least 1.3 GiB (vault_mlock.lxd.memlock_dropin) "
      "or set limits.kernel.memlock"),
-    ("VmSize fits", facts(pid1_memlock=limit(8 * MIB), processes=(process(soft=8 * MIB, vmsize=MIB),)), OK,
-     "guest g1: vault (PID 58) may lock 8 MiB (ulimit -l 8192), enough for its whole VmSize 1 MiB locked"),
-    ("fits without limit", facts(pid1_memlock=limit(None), processes=(process(soft=None),)), OK,
-     "may lock without limit (ulimit -l unlimited)"),
-    ("fits but nothing locked",
-     facts(pid1_memlock=limit(8 * MIB), processes=(process(soft=8 * MIB, vmsize=MIB, vmlck=0),)), OK,
-     "but it has nothing locked (VmLck 0): is disable_mlock set?"),
+    ("a restart would give enough",
+     facts(required=required(4 * MIB), processes=(process(vmsize=MIB),), daemon_memlock=limit(8 * MIB),
+           after_start=limit(8 * MIB), after_start_source="the LXD daemon"), RESTART_PENDING,
+     "guest g1: vault (PID 58) may lock 256 KiB (ulimit -l 256) but needs the required 4 MiB; after a restart it "
+     "gets 8 MiB from the LXD daemon, so restart the guest to apply it"),
     ("fits now, not after a restart",
-     facts(pid1_memlock=limit(8 * MIB), processes=(process(soft=8 * MIB, vmsize=MIB),), **DAEMON_256K), OK,
+     facts(**P8, required=required(MIB), processes=(process(soft=8 * MIB, vmsize=MIB),), **DAEMON_256K), OK,
      "; beware: after a restart it would get only 256 KiB from the LXD daemon, too little"),
+    ("started from a shell with less than a service gets",
+     facts(**P8, required=required(2 * MIB), processes=(process(soft=512 * KIB, hard=8 * MIB, vmsize=MIB),)),
+     TOO_LOW,
+     "guest g1: vault (PID 58) may lock 512 KiB (ulimit -l 512) but needs the required 2 MiB; a service here may get "
+     "up to 8 MiB: raise LimitMEMLOCK= in vault's systemd unit (systemd lowers it to 8 MiB), or start vault through "
+     "systemd rather than from a shell (an `lxc exec` shell has the LXD daemon's limit)"),
+    ("mlockall failed and was shrugged off (memcached -k)",
+     facts(**P8, processes=(process(soft=8 * MIB, vmsize=70 * MIB, vmlck=0, name="memcached"),)), TOO_LOW,
+     "guest g1: memcached (PID 58) may lock 8 MiB (ulimit -l 8192) but needs its whole VmSize 70 MiB locked, and "
+     "has nothing locked (VmLck 0);"),
+    ("nothing locked under a finite limit that fits",
+     facts(**P8, processes=(process(soft=8 * MIB, vmsize=MIB, vmlck=0),)), FINITE_LIMIT,
+     "may lock 8 MiB (ulimit -l 8192), and has nothing locked (VmLck 0), a finite limit"),
     ("privileged: CAP_IPC_LOCK lifts the limit",
      facts(in_user_namespace=False, processes=(process(soft=64 * KIB, cap=True),)), OK,
      "guest g1: vault (PID 58) holds CAP_IPC_LOCK outside any user namespace, so its memlock limit does not bind it"),
@@ -111,33 +154,19 @@ CASES = [
      facts(processes=(process(cap=True, caps="cap_ipc_lock=ep"),)), TOO_LOW,
      "needs its whole VmSize 1.3 GiB locked (its CAP_IPC_LOCK does not count in an unprivileged guest); "),
     ("unprivileged root without file capabilities: no word on them", facts(processes=(process(cap=True),)), TOO_LOW,
-     "but vault needs its whole VmSize 1.3 GiB locked; restart"),
-    ("the process's own limit is lower than PID 1's",
-     facts(pid1_memlock=limit(8 * MIB), processes=(process(soft=512 * KIB, hard=8 * MIB, vmsize=MIB),)), TOO_LOW,
-     "guest g1: vault (PID 58) may lock 512 KiB (ulimit -l 512) but needs its whole VmSize 1 MiB locked, although "
-     "PID 1 may lock 8 MiB (ulimit -l 8192): raise LimitMEMLOCK= in vault's systemd unit (systemd clamps it to "
-     "8 MiB), or start vault through systemd rather than from a shell (an `lxc exec` shell has the LXD daemon's "
-     "limit)"),
-    ("required above VmSize",
-     facts(required_given=True, required_bytes=2 * GIB, pid1_memlock=limit(GIB),
-           processes=(process(soft=GIB, vmsize=MIB),)), TOO_LOW,
-     "PID 1 may lock 1 GiB (ulimit -l 1048576) but vault needs the required 2 GiB;"),
+     "needs its whole VmSize 1.3 GiB locked; restart"),
     ("limits.kernel.memlock raised, guest not restarted",
-     facts(processes=(process(vmsize=MIB),), limits_kernel_memlock=limit(4 * MIB), after_restart=limit(4 * MIB),
-           after_restart_source="limits.kernel.memlock", daemon_memlock=limit(8 * MIB)), RESTART_PENDING,
-     "; limits.kernel.memlock now gives 4 MiB, so restart the guest to apply it"),
+     facts(processes=(process(vmsize=MIB),), limits_kernel_memlock=limit(4 * MIB), after_start=limit(4 * MIB),
+           after_start_source="limits.kernel.memlock", daemon_memlock=limit(8 * MIB)), RESTART_PENDING,
+     "; after a restart it gets 4 MiB from limits.kernel.memlock, so restart the guest to apply it"),
     ("daemon's hard limit leaves room for limits.kernel.memlock",
      facts(processes=(process(vmsize=MIB),), daemon_memlock=limit(256 * KIB, 8 * MIB),
-           after_restart=limit(256 * KIB), after_restart_source="the LXD daemon"), TOO_LOW,
+           after_start=limit(256 * KIB), after_start_source="the LXD daemon"), TOO_LOW,
      "; set limits.kernel.memlock to at least 1 MiB (the LXD daemon's hard limit allows up to 8 MiB) and restart "
      "the guest"),
-    ("limits.kernel.memlock set too low, daemon has room",
-     facts(processes=(process(vmsize=MIB),), daemon_memlock=limit(8 * MIB), limits_kernel_memlock=limit(256 * KIB),
-           after_restart=limit(256 * KIB), after_restart_source="limits.kernel.memlock"), TOO_LOW,
-     "; raise limits.kernel.memlock to at least 1 MiB (the LXD daemon's hard limit allows up to 8 MiB)"),
     ("limits.kernel.memlock set and the daemon too low",
      facts(processes=(process(),), daemon_memlock=limit(8 * MIB), limits_kernel_memlock=limit(256 * KIB),
-           after_restart=limit(256 * KIB), after_restart_source="limits.kernel.memlock"), TOO_LOW,
+           after_start=limit(256 * KIB), after_start_source="limits.kernel.memlock"), TOO_LOW,
      "restart the guest after raising the LXD daemon's LimitMEMLOCK to at least 1.3 GiB "
      "(vault_mlock.lxd.memlock_dropin), then limits.kernel.memlock too"),
     ("virtual machine", facts(kind=VIRTUAL_MACHINE, in_user_namespace=False, processes=(process(),)), TOO_LOW,
@@ -145,25 +174,69 @@ CASES = [
      "or LimitMEMLOCK= in vault's unit), or give vault CAP_IPC_LOCK (vault_mlock.lxd.file_capability), which "
      "lifts the limit here"),
     ("inside a machine", facts(subject="this machine", kind=MACHINE, processes=(process(),)), TOO_LOW,
-     ["this machine: PID 1 may lock 256 KiB", "raise the memlock limit PID 1 inherits to at least 1.3 GiB and "
-      "restart this machine", "vault_mlock.lxd.memlock_probe on the host tells which)"]),
+     ["this machine: vault (PID 58) may lock 256 KiB", "raise the memlock limit PID 1 inherits to at least 1.3 GiB "
+      "and restart this machine", "vault_mlock.lxd.memlock_probe on the host tells which)"]),
     ("the worst process speaks",
-     facts(pid1_memlock=limit(8 * MIB),
+     facts(**P8, required=required(MIB),
            processes=(process(soft=8 * MIB, vmsize=MIB), process(soft=8 * MIB, vmsize=GIB, pid=99, name="bao"))),
-     TOO_LOW, "PID 1 may lock 8 MiB (ulimit -l 8192) but bao needs its whole VmSize 1 GiB locked"),
+     TOO_LOW, "bao (PID 99) may lock 8 MiB (ulimit -l 8192) but needs its whole VmSize 1 GiB locked"),
+    # --- no process: Vault's units --------------------------------------------------------------------
+    ("systemd not asked", facts(units_not_asked="with method=proc no guest's systemd is asked"), UNKNOWN,
+     "guest g1: no vault or bao process runs, and with method=proc no guest's systemd is asked about vault.service "
+     "or openbao.service"),
+    ("no systemd: no Vault", facts(units=units(systemd=False)), ABSENT,
+     "guest g1: no vault or bao process runs and the machine runs no systemd: no Vault here"),
+    ("no unit: no Vault", facts(units=units(unit(load="not-found"))), ABSENT,
+     "guest g1: no vault or bao process runs and systemd knows no vault.service or openbao.service: no Vault here"),
+    ("a unit that died locking its memory",
+     facts(units=units(unit(memlock=512 * KIB, asked=8 * MIB, line=MLOCK_LINE, **FAILED)), **DAEMON_256K), TOO_LOW,
+     "guest g1: vault.service is failed (exit-code) and its last run died locking its memory (\"" + MLOCK_LINE
+     + "\"); its service may lock 512 KiB (ulimit -l 512), as systemd lowers its LimitMEMLOCK=8M to what PID 1 "
+     "allows; restart the guest after raising the LXD daemon's LimitMEMLOCK to infinity "
+     "(vault_mlock.lxd.memlock_dropin) or set limits.kernel.memlock"),
+    ("a unit waiting to restart after dying on mlock",
+     facts(units=units(unit(memlock=512 * KIB, line=MLOCK_LINE, active="activating", sub="auto-restart",
+                            result="exit-code"))), TOO_LOW,
+     "vault.service is activating (auto-restart, exit-code) and its last run died locking its memory"),
+    ("a dead unit with a required size a restart would give",
+     facts(required=required(4 * MIB), units=units(unit(memlock=512 * KIB, line=MLOCK_LINE, **FAILED)),
+           after_start=limit(8 * MIB), after_start_source="the LXD daemon"), RESTART_PENDING,
+     "; after a restart it gets 8 MiB from the LXD daemon, so restart the guest to apply it"),
+    ("a dead unit whose limit covered the required size still died", 
+     facts(required=required(256 * KIB), units=units(unit(memlock=512 * KIB, line=MLOCK_LINE, **FAILED))), TOO_LOW,
+     "LimitMEMLOCK to infinity"),
+    ("an inactive unit with a finite limit",
+     facts(units=units(unit(memlock=4 * MIB, asked=8 * MIB))), FINITE_LIMIT,
+     "guest g1: no vault or bao process runs; vault.service is inactive (dead), and its service may lock 4 MiB "
+     "(ulimit -l 4096), as systemd lowers its LimitMEMLOCK=8M to what PID 1 allows when it starts, a finite limit"),
+    ("an inactive unit without limit", facts(units=units(unit(memlock=None))), OK,
+     "guest g1: no vault or bao process runs; vault.service is inactive (dead), and its service may lock without "
+     "limit (ulimit -l unlimited) when it starts"),
+    ("an inactive unit against the required size",
+     facts(required=required(2 * MIB), units=units(unit(memlock=4 * MIB))), OK,
+     "when it starts, enough for the required 2 MiB"),
+    ("a unit that failed for another reason",
+     facts(required=required(2 * MIB), units=units(unit(memlock=4 * MIB, line="", **FAILED))), OK,
+     "vault.service is failed (exit-code), not on locking memory as far as its journal's last lines tell"),
+    ("an active unit without a Vault process", facts(units=units(unit(memlock=4 * MIB, active="active",
+                                                                      sub="running"))), FINITE_LIMIT,
+     "guest g1: vault.service is active but no vault or bao process runs in the guest; its service may lock 4 MiB"),
+    ("the worst unit speaks",
+     facts(units=units(unit(memlock=None), unit(name="openbao.service", memlock=256 * KIB, line=MLOCK_LINE,
+                                                 **FAILED))), TOO_LOW, "guest g1: openbao.service is failed"),
 ]
 
 
 @pytest.mark.parametrize("verdict_facts, verdict, expected", [case[1:] for case in CASES],
                          ids=[case[0] for case in CASES])
 def test_judge(verdict_facts, verdict, expected):
-    got_verdict, message = judge(verdict_facts)
-    assert got_verdict == verdict
+    judged = judge(verdict_facts)
+    assert judged.verdict == verdict
     if isinstance(expected, str) and expected.startswith("guest g1"):
-        assert message == expected  # a whole message
+        assert judged.message.startswith(expected)
     for part in [expected] if isinstance(expected, str) else expected:
-        assert part in message
-    assert "\n" not in message
+        assert part in judged.message
+    assert "\n" not in judged.message
 
 
 def test_judge_is_pure():
@@ -172,11 +245,32 @@ def test_judge_is_pure():
     assert verdict_facts == facts(processes=(process(),), **DAEMON_256K)
 
 
+def test_the_verdict_names_the_service_it_rests_on():
+    judged = judge(facts(**P8, processes=(process(soft=8 * MIB, vmsize=MIB), process(pid=99, name="bao"))))
+    assert judged.service == ServiceFacts("bao (PID 99)", "process", report(256 * KIB))
+    judged = judge(facts(units=units(unit(memlock=4 * MIB))))
+    assert judged.service == ServiceFacts("vault.service", "unit", report(4 * MIB))
+    assert judge(facts(units=units())).service is None
+
+
+def test_ok_only_when_safe():
+    """No finite limit is ok without a required size it covers."""
+    for soft in (64 * KIB, 8 * MIB, 64 * GIB):
+        assert judge(facts(pid1=limit(soft), service_ceiling=soft,
+                           processes=(process(soft=soft, vmsize=32 * KIB),))).verdict == FINITE_LIMIT
+        assert judge(facts(units=units(unit(memlock=soft)))).verdict == FINITE_LIMIT
+
+
 def test_a_process_too_big_in_a_privileged_guest_without_the_capability_is_too_low():
-    verdict, message = judge(facts(in_user_namespace=False, processes=(process(),)))
-    assert verdict == TOO_LOW
-    assert message.endswith(", or give vault CAP_IPC_LOCK (vault_mlock.lxd.file_capability), which lifts the limit "
-                            "here")
+    judged = judge(facts(in_user_namespace=False, processes=(process(),)))
+    assert judged.verdict == TOO_LOW
+    assert judged.message.endswith(", or give vault CAP_IPC_LOCK (vault_mlock.lxd.file_capability), which lifts the "
+                                   "limit here")
+
+
+def test_failing_verdicts():
+    assert set(FAILING) == {ERROR, TOO_LOW, RESTART_PENDING, FINITE_LIMIT}
+    assert set(FAILING) < set(VERDICTS)
 
 
 @pytest.mark.parametrize(
@@ -232,6 +326,9 @@ def test_need_size_of_no_limit_is_systemds_word():
         ([], OK),
         ([OK, NOT_RUNNING], NOT_RUNNING),
         ([OK, RESTART_PENDING, UNKNOWN], RESTART_PENDING),
+        ([OK, FINITE_LIMIT, ABSENT], FINITE_LIMIT),
+        ([FINITE_LIMIT, RESTART_PENDING], RESTART_PENDING),
+        ([ABSENT, NOT_RUNNING], NOT_RUNNING),
         ([RESTART_PENDING, TOO_LOW], TOO_LOW),
         ([TOO_LOW, ERROR, OK], ERROR),
     ],
@@ -243,5 +340,6 @@ def test_worst(verdicts, expected):
 def test_summarize_counts_every_verdict():
     counts = summarize([OK, OK, TOO_LOW, NOT_RUNNING])
     assert set(counts) == set(VERDICTS)
-    assert counts == {ERROR: 0, TOO_LOW: 1, RESTART_PENDING: 0, UNKNOWN: 0, NOT_RUNNING: 1, OK: 2}
+    assert counts == {ERROR: 0, TOO_LOW: 1, RESTART_PENDING: 0, FINITE_LIMIT: 0, UNKNOWN: 0, NOT_RUNNING: 1,
+                      ABSENT: 0, OK: 2}
     assert CONTAINER == "container"

@@ -15,7 +15,6 @@ import uuid
 import pytest
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import in_user_namespace, read_memlock_limit
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import covers
 from ansible_collections.vault_mlock.lxd.plugins.modules import memlock_facts
 
 NOBODY = 65534
@@ -66,31 +65,39 @@ def start_process():
     shutil.rmtree(directory)
 
 
-def test_facts_without_process_or_required_judge_nothing(run_module):
+def test_facts_without_process_or_unit_find_no_vault(run_module):
     name = unique_name()
-    result = run_module(memlock_facts, {"process": [name]})
+    result = run_module(memlock_facts, {"process": [name], "units": [name + ".service"]})
     assert result["changed"] is False
-    assert result["verdict"] == "unknown"
-    assert result["processes"] == []
+    assert result["verdict"] == "absent"
+    assert result["processes"] == [] and result["units"] == [] and result["service"] is None
     assert f"no {name} process runs" in result["message"]
+    assert result["message"].endswith("no Vault here")
     assert result["in_user_namespace"] is this_machine_in_user_namespace()
     pid1 = read_memlock_limit(1)
     assert (result["pid1"]["memlock"]["soft_bytes"], result["pid1"]["memlock"]["hard_bytes"]) == (pid1.soft, pid1.hard)
     assert result["pid1"]["host_pid"] is None
     assert set(result["swap"]) == {"total_bytes", "areas"}
-    assert result["required_bytes"] is None
+    assert result["required"] is None
     facts = result["ansible_facts"]["vault_mlock_memlock"]
     assert facts == {key: result[key] for key in facts}
-    assert set(facts) >= {"in_user_namespace", "pid1", "processes", "swap", "verdict", "message"}
+    assert set(facts) >= {"in_user_namespace", "pid1", "processes", "units", "service", "swap", "verdict", "message"}
 
 
-@pytest.mark.parametrize("required, required_bytes", [("4K", 4096), ("1G", 1 << 30), ("infinity", None)])
-def test_facts_judge_pid1_against_required(run_module, required, required_bytes):
-    result = run_module(memlock_facts, {"process": [unique_name()], "required": required, "_ansible_check_mode": True})
-    expected = "ok" if covers(read_memlock_limit(1).soft, required_bytes) else "too_low"
-    assert result["verdict"] == expected
-    assert result["required_bytes"] == required_bytes
+@pytest.mark.parametrize("required, size", [("4K", 4096), ("1G", 1 << 30), ("infinity", None)])
+def test_facts_keep_the_required_size_as_one_value(run_module, required, size):
+    name = unique_name()
+    result = run_module(memlock_facts, {"process": [name], "units": [name], "required": required,
+                                        "_ansible_check_mode": True})
+    assert result["required"] == {"size": size}
+    assert result["verdict"] == "absent"  # no Vault: nothing to hold against the size
     assert result["changed"] is False
+
+
+def test_facts_without_units_judge_nothing(run_module):
+    result = run_module(memlock_facts, {"process": [unique_name()], "units": []})
+    assert result["verdict"] == "unknown"
+    assert "no units were named (units: [])" in result["message"]
 
 
 def test_facts_find_a_process_whose_limit_is_too_low(run_module, start_process):
@@ -104,6 +111,8 @@ def test_facts_find_a_process_whose_limit_is_too_low(run_module, start_process):
     assert found["binary"].endswith("/" + name)
     assert result["verdict"] == "too_low"
     assert f"{name} (PID {pid}) may lock 4 KiB (ulimit -l 4) but needs its whole VmSize" in result["message"]
+    assert result["service"] == {"name": f"{name} (PID {pid})", "source": "process", "memlock": found["memlock"]}
+    assert result["units"] == []  # a Vault process runs: systemd is not asked
 
 
 @pytest.mark.skipif(this_machine_in_user_namespace(), reason="CAP_IPC_LOCK counts only in the initial user namespace")
@@ -121,9 +130,21 @@ def test_facts_capability_lifts_the_limit_outside_user_namespaces(run_module, st
     [
         ({"required": "2 gigs"}, "required: '2 gigs' is not a size"),
         ({"process": [""]}, "process: give at least one process name"),
+        ({"units": ["vault.socket"]}, "units: 'vault.socket' is a .socket unit"),
+        ({"units": ["a/b"]}, "units: 'a/b' contains '/'"),
     ],
 )
 def test_facts_refuse_bad_options(run_module, args, message):
     result = run_module(memlock_facts, args)
     assert result["failed"] is True
     assert message in result["msg"]
+
+
+def test_the_documentation_lists_every_returned_key(run_module):
+    import yaml
+
+    result = run_module(memlock_facts, {"process": [unique_name()], "units": []})
+    documented = set(yaml.safe_load(memlock_facts.RETURN))
+    assert documented == set(result["ansible_facts"]["vault_mlock_memlock"]) | {"ansible_facts"}
+    yaml.safe_load(memlock_facts.DOCUMENTATION)
+    yaml.safe_load(memlock_facts.EXAMPLES)

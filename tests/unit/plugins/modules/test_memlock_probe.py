@@ -105,7 +105,10 @@ def test_probe_reports_every_instance(run_module, lxd):
     assert "Instance is not running" in g1["message"]
     g2 = next(entry for entry in result["instances"] if entry["name"] == "g2")
     assert g2["limits_kernel_memlock"] == "65536"
-    assert g2["memlock_after_restart"]["soft_ulimit_kib"] == 64
+    assert g2["lxd_now"] == {"memlock": {"soft_bytes": 65536, "hard_bytes": 65536, "soft_ulimit_kib": 64,
+                                         "hard_ulimit_kib": 64, "systemd_value": "64K"},
+                             "source": "limits.kernel.memlock"}
+    assert g2["restart_required"] is False and g2["lxd_at_start"] is None
     assert result["summary"]["error"] == 1 and result["summary"]["not_running"] == 1
     listings = [query for method, url, query in server.requests if url == "/1.0/instances"]
     assert listings == [{"recursion": "1", "project": "default"}]
@@ -146,6 +149,7 @@ def test_probe_without_a_daemon_says_what_it_tried(run_module, tmp_path):
     [
         ({"required": "lots"}, "required: 'lots' is not a size"),
         ({"process": []}, "process: give at least one process name"),
+        ({"units": ["vault.timer"]}, "units: 'vault.timer' is a .timer unit"),
         ({"method": "ssh"}, "value of method must be one of: auto, proc, exec"),
         ({"client_cert": "/tmp/c.pem"}, "parameters are required together: client_cert, client_key"),
     ],
@@ -168,3 +172,17 @@ def test_probe_of_a_daemon_that_is_down_says_so(run_module, tmp_path):
     assert result["failed"] is True
     assert result["msg"].startswith("no LXD daemon answered; tried: " + path)
     assert "Traceback" not in result["msg"] and "exception" not in result
+
+
+def test_the_documentation_lists_every_returned_key():
+    import dataclasses
+
+    import yaml
+
+    from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import DaemonFacts, InstanceReport
+
+    returned = yaml.safe_load(memlock_probe.RETURN)
+    assert set(returned["instances"]["contains"]) == {item.name for item in dataclasses.fields(InstanceReport)}
+    assert set(returned["daemon"]["contains"]) == {item.name for item in dataclasses.fields(DaemonFacts)}
+    yaml.safe_load(memlock_probe.DOCUMENTATION)
+    yaml.safe_load(memlock_probe.EXAMPLES)

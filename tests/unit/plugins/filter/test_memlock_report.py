@@ -1,0 +1,100 @@
+# Copyright: vault_mlock.lxd contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.vault_mlock.lxd.plugins.filter.memlock_report import (
+    FilterModule,
+    memlock_failures,
+    memlock_table,
+)
+
+
+def memlock(value, soft, hard=None):
+    hard = soft if hard is None else hard
+    return {"soft_bytes": soft, "hard_bytes": hard, "soft_ulimit_kib": None if soft is None else soft // 1024,
+            "hard_ulimit_kib": None if hard is None else hard // 1024, "systemd_value": value}
+
+
+def guest(name, verdict, message="", **more):
+    base = {"name": name, "status": "Running", "privileged": False, "lxd_at_start": None, "lxd_now": None,
+            "pid1": None, "processes": [], "service": None, "restart_required": False, "restart_reason": "",
+            "verdict": verdict, "message": message}
+    return dict(base, **more)
+
+
+PROBE = {
+    "endpoint": "/var/lib/lxd/unix.socket",
+    "daemon": {"server_name": "host1", "memlock": memlock("4M", 4 << 20)},
+    "instances": [
+        guest("vault", "ok", "guest vault: vault (PID 98) holds CAP_IPC_LOCK outside any user namespace",
+              privileged=True,
+              lxd_at_start={"memlock": memlock("4M", 4 << 20), "source": "the LXD daemon"},
+              lxd_now={"memlock": memlock("4M", 4 << 20), "source": "the LXD daemon"},
+              pid1={"memlock": memlock("4M", 4 << 20)},
+              processes=[{"vmlck_bytes": 3 << 20, "vmsize_bytes": 3 << 20}],
+              service={"name": "vault (PID 98)", "source": "process", "memlock": memlock("4M", 4 << 20)}),
+        guest("soft", "finite_limit", "guest soft: ... a finite limit ...",
+              lxd_at_start={"memlock": memlock("256K:4M", 256 << 10, 4 << 20), "source": "limits.kernel.memlock"},
+              lxd_now={"memlock": memlock("256K:4M", 256 << 10, 4 << 20), "source": "limits.kernel.memlock"},
+              pid1={"memlock": memlock("4M", 4 << 20)},
+              service={"name": "vault.service", "source": "unit", "memlock": memlock("4M", 4 << 20)}),
+        guest("stale", "too_low", "guest stale: vault.service is failed ...",
+              lxd_at_start={"memlock": memlock("512K", 512 << 10), "source": "the LXD daemon"},
+              restart_required=True, restart_reason="it started with 512K from the LXD daemon; ..."),
+        guest("off", "not_running", "guest off is stopped", status="Stopped", privileged=None),
+    ],
+}
+
+
+def test_memlock_table():
+    lines = memlock_table(PROBE)
+    assert lines[0] == "LXD daemon host1 hands new guests ulimit -l 4096 (4M)"
+    assert lines[1].split() == ["GUEST", "STATUS", "PRIV", "LXD", "AT", "START", "LXD", "NOW", "PID", "1",
+                                "SERVICE", "LOCKED/VMSIZE", "VERDICT"]
+    assert lines[2].split() == ["vault", "Running", "yes", "4M", "4M", "4M", "vault", "(PID", "98):", "4M",
+                                "3", "MiB/3", "MiB", "ok"]
+    assert lines[3].split() == ["soft", "Running", "no", "256K:4M", "256K:4M", "4M", "vault.service:", "4M", "-",
+                                "finite_limit"]
+    assert lines[4].split() == ["stale", "Running", "no", "512K", "(restart)", "-", "-", "-", "-", "too_low"]
+    assert lines[5].split() == ["off", "Stopped", "-", "-", "-", "-", "-", "-", "not_running"]
+    # Columns line up: each row's verdict starts where the header's does.
+    assert len({line.index(word) for line, word in zip(lines[1:6], ["VERDICT", "ok", "finite_limit", "too_low",
+                                                                      "not_running"])}) == 1
+    assert lines[6:] == ["  guest soft: ... a finite limit ...", "  guest stale: vault.service is failed ...",
+                         "  guest stale needs a restart: it started with 512K from the LXD daemon; ...",
+                         "  guest off is stopped"]
+
+
+def test_memlock_table_of_the_instances_alone_has_no_daemon_line():
+    assert memlock_table(PROBE["instances"])[0].startswith("GUEST")
+
+
+def test_memlock_table_of_a_real_report_shape():
+    from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import DaemonFacts, ProbeReport
+
+    report = ProbeReport(endpoint="x", project="default", daemon=DaemonFacts(1, "", False, False, None), instances=[])
+    assert memlock_table(dataclasses.asdict(report))[0] == "LXD daemon x hands new guests an unknown memlock limit"
+
+
+def test_memlock_failures():
+    assert memlock_failures(PROBE) == ["guest soft: ... a finite limit ...", "guest stale: vault.service is failed ..."]
+    assert memlock_failures(PROBE["instances"], ["too_low"]) == ["guest stale: vault.service is failed ..."]
+    assert memlock_failures({"instances": []}) == []
+
+
+@pytest.mark.parametrize("value", ["text", 42, {"no": "instances"}])
+def test_filters_refuse_what_is_no_probe_result(value):
+    for function in (memlock_table, memlock_failures):
+        with pytest.raises(AnsibleFilterError, match="expected the result of vault_mlock.lxd.memlock_probe"):
+            function(value)
+
+
+def test_filter_module():
+    assert set(FilterModule().filters()) == {"memlock_table", "memlock_failures"}
