@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 WATCHED = ("/etc/systemd/system", "/run/systemd/system", "/opt/bad-input")
-VAULT_BINARY = "/opt/bad-input/vault"  # converge.yml puts it there
+VAULT_BINARY = "/opt/bad-input/vault"  # converge.yml puts it there, and OpenBao's name beside it
 OUTCOMES = "/root/bad-input-outcomes"
 
 # (id, role, variables, words the failure must contain)
@@ -34,6 +34,10 @@ CASES = [
     ("vault-limit", "vault_guest", {"vault_guest_memlock_limit": "-1"}, ["limit", "K, M, G"]),
     ("vault-dropin-name", "vault_guest", {"vault_guest_dropin_name": "memlock"}, ["name", ".conf"]),
     ("vault-binary-missing", "vault_guest", {"vault_guest_binary": "/nonexistent/vault"}, ["/nonexistent/vault"]),
+    ("vault-no-config", "vault_guest", {"vault_guest_manage_config": True},
+     ["vault.service", "vault_guest_manage_config: false"]),
+    ("openbao-mlock-on", "vault_guest",
+     {"vault_guest_binary": "/opt/bad-input/bao", "vault_guest_disable_mlock": "false"}, ["disable_mlock", "OpenBao"]),
     ("verify-required", "memlock_verify", {"memlock_verify_required": "lots"}, ["required", "lots"]),
     ("verify-fail-bool", "memlock_verify", {"memlock_verify_fail": "sometimes"}, ["memlock_verify_fail"]),
 ]
@@ -69,6 +73,9 @@ def play(case_id, role, variables):
         variables.setdefault("lxd_host_unit", "lxd.service")
     if role == "vault_guest":
         variables.setdefault("vault_guest_binary", VAULT_BINARY)
+        # The host has no Vault unit nor configuration: the role decides without them.
+        variables.setdefault("vault_guest_manage_config", False)
+        variables.setdefault("vault_guest_service", "vault.service")
     return {
         "name": case_id,
         "hosts": "all",
