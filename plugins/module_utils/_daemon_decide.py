@@ -239,8 +239,8 @@ def decide(
     restarted_gets = lower_limit(unit.limit, ceiling) if unit.limit is not None else None
     if restarted_gets != target:
         return Decision(DEFERRED, (
-            f"{not_live}; but {unit.name} as systemd has loaded it has LimitMEMLOCK={spell_limit(unit.limit)}, so a new "
-            f"daemon would get {spell_limit(restarted_gets)}: write the drop-in first "
+            f"{not_live}; but {unit.name} as systemd has loaded it has LimitMEMLOCK={spell_limit(unit.limit)}, "
+            f"so a new daemon would get {spell_limit(restarted_gets)}: write the drop-in first "
             "(vault_mlock.lxd.memlock_dropin reloads systemd)"
         ), target)
     keeps, restart_why = restart_keeps_instances(unit)
