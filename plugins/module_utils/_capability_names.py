@@ -53,7 +53,6 @@ CAPABILITY_NAMES = (
     "cap_checkpoint_restore",  # 40
 )
 CAPABILITY_NUMBERS = {name: number for number, name in enumerate(CAPABILITY_NAMES)}
-LAST_CAPABILITY = len(CAPABILITY_NAMES) - 1
 CAP_IPC_LOCK = CAPABILITY_NUMBERS["cap_ipc_lock"]  # lets a process lock memory (mlock)
 # lets a process raise a hard limit; the kernel checks it in the initial user namespace
 CAP_SYS_RESOURCE = CAPABILITY_NUMBERS["cap_sys_resource"]

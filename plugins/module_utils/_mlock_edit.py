@@ -16,7 +16,7 @@ import difflib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._atomic import write_atomic
@@ -161,20 +161,6 @@ class FilePlan:
                                           removed[offset] if offset < len(removed) else None,
                                           added[offset] if offset < len(added) else None))
         return changes
-
-
-@dataclass
-class ConfigPlan:
-    files: List[FilePlan] = field(default_factory=list)
-    storage: Optional[str] = None
-    storage_source: Optional[str] = None  # the file whose stanza decides the storage type
-
-    @property
-    def changed(self) -> bool:
-        return any(plan.changed for plan in self.files)
-
-    def line_changes(self) -> List[LineChange]:
-        return [change for plan in self.files for change in plan.line_changes()]
 
 
 def plan_configs(configs: Sequence[ConfigFile], want: Optional[bool], add_when_missing: bool) -> List[FilePlan]:
