@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import (
-    CAP_IPC_LOCK,
     CapabilityError,
     CapabilitySet,
     check_storable,
@@ -29,6 +28,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities impo
     parse_capabilities,
     storable_problem,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAP_IPC_LOCK
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
     in_user_namespace as uid_map_in_user_namespace,
 )

@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import (
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import (
     CAP_IPC_LOCK,
     CAPABILITY_NAMES,
     CAPABILITY_NUMBERS,

@@ -282,7 +282,7 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils import _daemon_apply, _systemd
+from ansible_collections.vault_mlock.lxd.plugins.module_utils import _daemon_apply, _daemon_decide, _systemd
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import SizeError, format_limit, memlock_report, parse_limit
 
 
@@ -363,9 +363,9 @@ def main():
         ),
     )
     if module._diff:
-        after = decision.target if decision.action in _daemon_apply.CHANGING_ACTIONS else outcome.limit_after
+        after = decision.target if decision.action in _daemon_decide.CHANGING_ACTIONS else outcome.limit_after
         # In check mode a restart's or reload's new daemon has no PID yet.
-        restarts = decision.action in (_daemon_apply.RESTARTED, _daemon_apply.RELOADED)
+        restarts = decision.action in (_daemon_decide.RESTARTED, _daemon_decide.RELOADED)
         after_pid = None if module.check_mode and restarts else outcome.daemon_pid
         result["diff"] = dict(
             before=_diff_line(properties.name, outcome.daemon_pid_before, outcome.limit_before),

@@ -314,6 +314,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils import _systemd
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._config_syntax import ConfigError
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._exec_start import (
     ExecStartError,
     commands_from_show,
@@ -323,6 +324,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._exec_start import
     program,
     unit_exec_start_values,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._mlock_edit import apply_plan, plan_configs
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._safe_root import resolve_in_root
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     gather_cgroup_swap,
@@ -330,10 +332,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     judge_swap,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import (
-    ConfigError,
-    apply_plan,
     config_files,
-    plan_configs,
     read_configs,
     storage_of,
     summary,

@@ -15,13 +15,9 @@ measurements for deb LXD and Incus.
 
 from __future__ import annotations
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._daemon_apply import (
-    ProcessInfo,
-    is_lxd_snap_reload,
-    parse_show,
-    systemd_gives,
-)
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY, MemlockLimit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._daemon_decide import ProcessInfo, is_lxd_snap_reload
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY, MemlockLimit, lower_limit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_show import parse_show
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -153,7 +149,7 @@ class FakeHost:
             if self.clock < self.pending_start:
                 return parse_show(show_text(self.template, None, self.loaded, "activating"), unit)
             self.pending_start = None
-            self._start(systemd_gives(self.loaded, self.ceiling))
+            self._start(lower_limit(self.loaded, self.ceiling))
             state = "active"
         need = self.files != self.loaded
         return parse_show(show_text(self.template, self.main_pid, self.loaded, state, need), unit)
@@ -165,7 +161,7 @@ class FakeHost:
     def restart(self, unit):
         self.calls.append(("restart", unit))
         self._stop("restart" if self.unit_has_exec_stop else "process")
-        self._start(systemd_gives(self.loaded, self.ceiling))
+        self._start(lower_limit(self.loaded, self.ceiling))
 
     def reload(self, unit):
         self.calls.append(("reload", unit))

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import CAPABILITY_NAMES
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAPABILITY_NAMES
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY, MemlockLimit
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_files import UnitSource
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_settings import (

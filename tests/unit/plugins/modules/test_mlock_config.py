@@ -8,26 +8,12 @@ import os
 
 import pytest
 from _files import make_vault, put, tree_snapshot
+from _vault_files import OPENBAO_HCL as HCL, WITHOUT_LINE
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils import _systemd
 from ansible_collections.vault_mlock.lxd.plugins.modules import mlock_config
 
 CONFIG = "/etc/openbao/openbao.hcl"
-HCL = """\
-storage "raft" {
-  path    = "/var/lib/openbao"
-  node_id = "bao1"
-}
-
-listener "tcp" {
-  address     = "127.0.0.1:8200"
-  tls_disable = true
-}
-
-api_addr      = "http://127.0.0.1:8200"
-disable_mlock = false
-"""
-WITHOUT_LINE = HCL.replace("disable_mlock = false\n", "")
 OPENBAO_UNIT = f"[Unit]\nDescription=OpenBao\n[Service]\nUser=openbao\nExecStart=/usr/bin/bao server -config={CONFIG}\n"
 VAULT_UNIT = "[Service]\nExecStart=/usr/bin/vault server -config=/etc/vault.d\n"
 PID = 4321
@@ -109,7 +95,7 @@ def test_openbao_loses_the_line_and_says_why(run_module, guest):
     assert result["service"] == "openbao.service"
     assert result["config_source"] == "/lib/systemd/system/openbao.service"
     assert result["config_files"] == [CONFIG]
-    assert result["changed_lines"] == [{"path": CONFIG, "line": 12, "before": "disable_mlock = false", "after": None}]
+    assert result["changed_lines"] == [{"path": CONFIG, "line": 15, "before": "disable_mlock = false", "after": None}]
     assert result["storage"] == {"type": "raft", "source": CONFIG}
     assert result["swap"] is None  # systemd does not run here
 
