@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -52,7 +51,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
 
 RUNNING = "Running"
 FROZEN = "Frozen"
-EXEC_WORKERS = 8
 
 PROC = "proc"
 EXEC = "exec"
@@ -154,7 +152,7 @@ class MemlockProbe:
 
     def __init__(self, api, project: str = "default", endpoint: str = "", proc_root: str = "/proc",
                  process_names: Sequence[str] = DEFAULT_PROCESS_NAMES, required_given: bool = False,
-                 required_bytes: Size = None, method: str = AUTO, workers: int = EXEC_WORKERS) -> None:
+                 required_bytes: Size = None, method: str = AUTO) -> None:
         self.api = api
         self.project = project
         self.endpoint = endpoint
@@ -163,7 +161,6 @@ class MemlockProbe:
         self.required_given = required_given
         self.required_bytes = required_bytes
         self.method = method
-        self.workers = workers
 
     # --- the daemon and the host's /proc ---------------------------------------------------
 
@@ -192,11 +189,10 @@ class MemlockProbe:
         except FactsError as exc:
             return _Gathered(PROC, error=f"{exc} (the guest may have stopped meanwhile)")
 
-    def _through_exec(self, record: InstanceRecord) -> _Gathered:
-        try:
-            _exit_code, stdout, stderr = self.api.execute(record.name, exec_command(self.process_names))
-        except Exception as exc:  # a vanished guest, a refused exec, a broken websocket: that guest's error
-            return _Gathered(EXEC, error=f"running a command inside the guest failed: {_reason(exc)}")
+    def _through_exec(self, record: InstanceRecord, result) -> _Gathered:
+        if isinstance(result, Exception):  # a vanished guest, a refused or hung command: that guest's error
+            return _Gathered(EXEC, error=f"running a command inside the guest failed: {_reason(result)}")
+        _exit_code, stdout, stderr = result
         try:
             snapshot = ProcSnapshot.parse(stdout or "")
             facts = gather_machine(snapshot, self.process_names)
@@ -233,9 +229,10 @@ class MemlockProbe:
             else:
                 to_exec.append(record)
         if to_exec:
-            with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-                for record, result in zip(to_exec, pool.map(self._through_exec, to_exec)):
-                    gathered[record.name] = result
+            # All start at once and share the API's timeout: hung guests cost it once, not once each.
+            results = self.api.execute_many([(record.name, exec_command(self.process_names)) for record in to_exec])
+            for record, result in zip(to_exec, results):
+                gathered[record.name] = self._through_exec(record, result)
         reports = [self._report(name, by_name.get(name), gathered.get(name), daemon) for name in wanted]
         return ProbeReport(self.endpoint, self.project, daemon, reports, summarize(r.verdict for r in reports))
 

@@ -84,6 +84,15 @@ class FakeApi:
             raise output
         return 0, output, ""
 
+    def execute_many(self, commands):
+        results = []
+        for name, argv in commands:
+            try:
+                results.append(self.execute(name, argv))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
 
 def by_name(report):
     return {instance.name: instance for instance in report.instances}
