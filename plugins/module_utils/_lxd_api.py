@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import os
 import socket
 import ssl
@@ -37,8 +36,8 @@ DEFAULT_HTTPS_PORT = 8443
 # Where the lxc and incus clients keep their certificate, relative to the home directory.
 CLIENT_CONFIG_DIRS = (".config/lxc", "snap/lxd/common/config", ".config/incus")
 EXEC_WORKERS = 8
-# Beyond the seconds LXD is asked to wait, for its answer to come back.
-ANSWER_GRACE_SECONDS = 5.0
+# Between two looks at LXD's operations: short at first, as most commands end within 0.2 s.
+POLL_PAUSES = (0.02, 0.03, 0.05, 0.1, 0.15, 0.25)
 # OpenSSL's verify codes when the certificate is sound but names another host or address.
 _NAME_MISMATCH_CODES = (62, 64)
 _FINAL_STATUS_CODE = 200  # operation status codes from 200 on are final (200 success, 400 failure, 401 cancelled)
@@ -337,17 +336,32 @@ class LxdApi:
     def execute_many(self, commands: Sequence[Tuple[str, Sequence[str]]]) -> List[Union[ExecResult, LxdError]]:
         """Each command's (exit code, stdout, stderr), or the LxdError that says why it has none.
 
-        Every command is started first, then all are waited for until one common deadline, ``timeout``
-        seconds from now: hung guests cost that time once, however many there are. A command still
-        running then is reported as such.
+        Every command is started first; then one loop watches all their operations through LXD's list of
+        operations until one common deadline, ``timeout`` seconds from now, and the output of each command
+        that ended is read as soon as it ends. Hung guests cost that time once, however many there are,
+        and block no other guest: LXD forgets an operation 5 s after it ended, so none may wait its turn.
         """
         deadline = time.monotonic() + self.timeout
+        results: List[Union[ExecResult, LxdError, None]] = [None] * len(commands)
         if not commands:
             return []
         with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(commands)))) as pool:
             started = list(pool.map(lambda command: self._start(command[0], command[1], deadline), commands))
-            return list(pool.map(lambda item: self._finish_safely(item[0][0], item[1], deadline),
-                                 zip(commands, started)))
+            pending: Dict[str, int] = {}
+            for index, operation in enumerate(started):
+                if isinstance(operation, LxdError):
+                    results[index] = operation
+                else:
+                    pending[operation] = index
+            finishing = {}
+            for operation, state in self._watch(pending, deadline):
+                index = pending.pop(operation)
+                finishing[index] = pool.submit(self._finish_safely, commands[index][0], operation, state)
+            for operation, index in pending.items():
+                finishing[index] = pool.submit(self._finish_safely, commands[index][0], operation, None)
+            for index, future in finishing.items():
+                results[index] = future.result()
+        return results
 
     def _start(self, name: str, argv: Sequence[str], deadline: float) -> Union[str, LxdError]:
         """POST the command; the operation's ID, or the error."""
@@ -363,56 +377,80 @@ class LxdApi:
             return LxdError(f"LXD refused: {exc}")
         return operation_id(document)
 
-    def _wait(self, operation: str, deadline: float) -> dict:
-        """The operation once final, or as it is at the deadline.
+    def _watch(self, operations: Mapping[str, int], deadline: float):
+        """Yield (ID, final state) of each of ``operations`` as it ends, until all ended or the deadline.
 
-        By its ID, which every cluster member resolves (forwarding to the member that runs it); the
-        operation URL of a command on another member carries a ?project= query and cannot be extended.
+        One request shows them all: GET /1.0/operations, which on a cluster also brings those of the other
+        members (a command on a guest of another member runs there). An operation missing from it is asked
+        for by its ID, which every member resolves.
         """
-        while True:
+        waiting = set(operations)
+        pauses = iter(POLL_PAUSES)
+        pause = next(pauses)
+        while waiting:
             remaining = deadline - time.monotonic()
-            seconds = max(0, math.ceil(remaining))  # LXD takes whole seconds
-            document = self.transport.call("GET", f"/1.0/operations/{_segment(operation)}/wait",
-                                           self._query(timeout=str(seconds)), timeout=seconds + ANSWER_GRACE_SECONDS)
-            state = document.get("metadata") or {}
-            if int(state.get("status_code") or 0) >= _FINAL_STATUS_CODE or remaining <= 0:
-                return state
-            if deadline - time.monotonic() > remaining - 0.5:
-                time.sleep(0.1)  # answered early yet not final: do not spin
+            for operation, state in self._operation_states(waiting, max(remaining, 0.5)).items():
+                if int(state.get("status_code") or 0) >= _FINAL_STATUS_CODE or state.get("vanished"):
+                    waiting.discard(operation)
+                    yield operation, state
+            remaining = deadline - time.monotonic()
+            if not waiting or remaining <= 0:
+                return
+            time.sleep(min(pause, remaining))
+            pause = next(pauses, pause)
 
-    def _finish_safely(self, name: str, started: Union[str, LxdError],
-                       deadline: float) -> Union[ExecResult, LxdError]:
-        if isinstance(started, LxdError):
-            return started
+    def _operation_states(self, wanted, timeout: float) -> Dict[str, dict]:
+        """The states of the ``wanted`` operations LXD can tell now; a transient failure tells nothing."""
         try:
-            return self._finish(name, started, deadline)
+            document = self.transport.call("GET", "/1.0/operations", self._query(recursion="1"), timeout=timeout)
+        except LxdError:
+            return {}
+        states = {}
+        for group in (document.get("metadata") or {}).values():
+            for state in group or []:
+                if isinstance(state, dict) and state.get("id") in wanted:
+                    states[state["id"]] = state
+        for operation in set(wanted) - set(states):
+            try:
+                states[operation] = self.transport.call("GET", f"/1.0/operations/{_segment(operation)}",
+                                                        self._query(), timeout=timeout).get("metadata") or {}
+            except LxdApiError as exc:
+                if exc.status == 404:  # it ended more than 5 s ago, or never was
+                    states[operation] = {"vanished": True, "err": str(exc)}
+            except LxdError:
+                pass
+        return states
+
+    def _finish_safely(self, name: str, operation: str, state: Optional[dict]) -> Union[ExecResult, LxdError]:
+        try:
+            return self._finish(name, operation, state)
         except Exception as exc:  # an answer of an unexpected shape is that guest's error, not the batch's
             return LxdError(f"reading the command's result failed: {_reason(exc)}")
 
-    def _finish(self, name: str, started: str, deadline: float) -> Union[ExecResult, LxdError]:
-        try:
-            state = self._wait(started, deadline)
-        except LxdError as exc:
-            self._forget_output(name, started, {})
-            return LxdError(f"waiting for the command failed: {exc}")
-        result = state.get("metadata") or {}
+    def _finish(self, name: str, operation: str, state: Optional[dict]) -> Union[ExecResult, LxdError]:
+        """The result of an operation that ended (``state``) or is still running at the deadline (None)."""
+        result = (state or {}).get("metadata") or {}
         paths = result.get("output") or {}
+        if state is None:
+            self._forget_output(name, operation, {})
+            return LxdError(f"the command was still running after {self.timeout:g}s (LXD operation {operation}): "
+                            "the guest does not answer")
+        if state.get("vanished"):
+            self._forget_output(name, operation, {})
+            return LxdError(f"LXD no longer knows the command's operation {operation} ({state.get('err')})")
         output = {}
         if state.get("status_code") == 200:
             for stream, path in paths.items():
                 try:
                     _status, payload = self.transport.request("GET", path, self._query())
                 except LxdError as exc:
-                    self._forget_output(name, started, paths)
+                    self._forget_output(name, operation, paths)
                     return LxdError(f"reading the command's output failed: {exc}")
                 output[stream] = payload.decode("utf-8", "replace")
-        self._forget_output(name, started, paths)
+        self._forget_output(name, operation, paths)
         if state.get("status_code") == 200:
             return int(result.get("return", -1)), output.get("1", ""), output.get("2", "")
-        if int(state.get("status_code") or 0) >= _FINAL_STATUS_CODE:
-            return LxdError(f"the command failed: {state.get('err') or state.get('status')}")
-        return LxdError(f"the command was still {state.get('status') or 'running'} after {self.timeout:g}s "
-                        f"(LXD operation {started}): the guest does not answer")
+        return LxdError(f"the command failed: {state.get('err') or state.get('status')}")
 
     def _forget_output(self, name: str, operation: str, paths: Mapping[str, str]) -> None:
         """Delete the command's recorded output. LXD made the files even when the command failed to start

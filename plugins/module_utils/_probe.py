@@ -233,7 +233,11 @@ class MemlockProbe:
             results = self.api.execute_many([(record.name, exec_command(self.process_names)) for record in to_exec])
             for record, result in zip(to_exec, results):
                 gathered[record.name] = self._through_exec(record, result)
-        reports = [self._report(name, by_name.get(name), gathered.get(name), daemon) for name in wanted]
+        # What each other member's daemon hands out now, as a command run there inherited it.
+        member_daemons = {by_name[name].location: found.daemon_memlock for name, found in gathered.items()
+                          if found.daemon_memlock is not None}
+        reports = [self._report(name, by_name.get(name), gathered.get(name), daemon, member_daemons)
+                   for name in wanted]
         return ProbeReport(self.endpoint, self.project, daemon, reports, summarize(r.verdict for r in reports))
 
     def _local_init(self, record: InstanceRecord, daemon: DaemonFacts, scan: Optional[HostScan]) -> Optional[int]:
@@ -244,7 +248,7 @@ class MemlockProbe:
         return scan.inits.get(record.monitor_name)
 
     def _report(self, name: str, record: Optional[InstanceRecord], gathered: Optional[_Gathered],
-                daemon: DaemonFacts) -> InstanceReport:
+                daemon: DaemonFacts, member_daemons: Dict[str, MemlockLimit]) -> InstanceReport:
         if record is None:
             message = f"guest {name}: no such instance in project {self.project!r}"
             return InstanceReport(name, self.project, "", "", "", None, None, None, None, None, [], None, None,
@@ -254,6 +258,8 @@ class MemlockProbe:
         daemon_memlock = gathered.daemon_memlock
         if daemon_memlock is None and self._same_member(record, daemon):
             daemon_memlock = _limit(daemon.memlock)
+        if daemon_memlock is None:  # a guest of another member (or of a remote daemon) that gave no figure itself
+            daemon_memlock = member_daemons.get(record.location)
         after_restart, after_source = None, ""
         if record.type == CONTAINER:
             if kernel_memlock is not None:

@@ -7,8 +7,10 @@ two-member cluster):
   cluster member (LXD then forwards the command and hands back the other member's operation);
 - the recorded output files exist from the start, but the operation's metadata names them only once
   the command has ended, and never when it failed to start;
-- GET /1.0/operations/ID/wait?timeout=N answers when the command ends or after N seconds, and
-  GET /1.0/operations/ID (no /wait) answers at once;
+- GET /1.0/operations?recursion=1 lists the project's operations (on a cluster, every member's) by
+  status, GET /1.0/operations/ID answers at once and GET /1.0/operations/ID/wait?timeout=N when the
+  command ends or after N seconds;
+- an operation is forgotten (404) ``retention`` seconds after it ended: 5 s in LXD;
 - routes go by the URL's path alone, as LXD's router does: whatever follows a '?' is the query.
 """
 
@@ -48,21 +50,24 @@ class Guest:
 class Operation:
     id: str
     guest: str
+    project: str = "default"
     state: Tuple[int, str] = RUNNING
     err: str = ""
     metadata: Optional[dict] = None
     done: threading.Event = field(default_factory=threading.Event)
+    ended: Optional[float] = None
 
 
 class FakeLxd:
     """The daemon's state; serve_unix()/serve_tls() put it on a socket."""
 
     def __init__(self, guests: Dict[str, Guest], server_name: str = "c1", clustered: bool = True,
-                 server_pid: int = 999999999) -> None:
+                 server_pid: int = 999999999, retention: float = 5.0) -> None:
         self.guests = guests
         self.server_name = server_name
         self.clustered = clustered
         self.server_pid = server_pid
+        self.retention = retention
         self.operations: Dict[str, Operation] = {}
         self.logs: Dict[str, str] = {}  # path -> recorded output
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []  # (method, path, query)
@@ -102,9 +107,9 @@ class FakeLxd:
 
     # --- commands -----------------------------------------------------------------------------
 
-    def start_command(self, name: str) -> Operation:
+    def start_command(self, name: str, project: str) -> Operation:
         guest = self.guests[name]
-        operation = Operation(str(uuid.uuid4()), name)
+        operation = Operation(str(uuid.uuid4()), name, project)
         for stream in ("stdout", "stderr"):
             self.logs[f"/1.0/instances/{name}/logs/exec_{operation.id}.{stream}"] = ""
         with self.lock:
@@ -126,7 +131,15 @@ class FakeLxd:
 
     def _end(self, operation: Operation, state, err: str = "", metadata: Optional[dict] = None) -> None:
         operation.state, operation.err, operation.metadata = state, err, metadata
+        operation.ended = time.monotonic()
         operation.done.set()
+
+    def known(self, operation_id: str) -> Optional[Operation]:
+        """The operation, unless it never was or ended more than ``retention`` seconds ago."""
+        operation = self.operations.get(operation_id)
+        if operation is None or (operation.ended is not None and time.monotonic() - operation.ended > self.retention):
+            return None
+        return operation
 
     def render(self, operation: Operation) -> dict:
         code, status = operation.state
@@ -212,14 +225,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             if guest.status != "Running":
                 return self._error(400, "Instance is not running")
             assert body["record-output"] is True and body["wait-for-websocket"] is False
-            operation = fake.start_command(parts[2])
+            operation = fake.start_command(parts[2], query.get("project", "default"))
             location = f"/1.0/operations/{operation.id}"
             if guest.member != fake.server_name:
                 location += "?project=" + query.get("project", "default")  # as LXD forwards it
             return self._reply(202, {"type": "async", "status": "Operation created", "status_code": 100,
                                      "operation": location, "metadata": fake.render(operation)})
+        if url.path == "/1.0/operations" and method == "GET":
+            assert query.get("recursion") == "1"
+            listing: Dict[str, list] = {}
+            for operation in list(fake.operations.values()):
+                if fake.known(operation.id) and operation.project == query.get("project", "default"):
+                    listing.setdefault(operation.state[1].lower(), []).append(fake.render(operation))
+            return self._sync(listing)
         if parts[1:2] == ["operations"] and method == "GET" and len(parts) in (3, 4):
-            operation = fake.operations.get(parts[2])
+            operation = fake.known(parts[2])
             if operation is None:
                 return self._error(404, "Operation not found")
             if parts[3:] == ["wait"]:

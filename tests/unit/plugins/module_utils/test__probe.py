@@ -223,6 +223,24 @@ def test_probe_on_a_cluster_reads_other_members_inside(host):
     assert api.executed == ["remote1"]
 
 
+def test_probe_on_a_cluster_knows_another_members_daemon_from_its_running_guests(host):
+    """node2's daemon limit, learnt from a command run in remote1, also speaks for node2's stopped guest and for
+    its guest with limits.kernel.memlock (whose command gets that limit, not the daemon's): every member then
+    says the same of them."""
+    api = FakeApi([api_instance("remote1", location="node2"), api_instance("kernel2", location="node2",
+                                                                         limits_kernel_memlock="262144"),
+                   api_instance("stopped2", status="Stopped", location="node2")],
+                  outputs={"remote1": exec_output(2 * MIB, self_limit=2 * MIB),
+                           "kernel2": exec_output(256 * KIB, self_limit=256 * KIB)}, clustered=True)
+    report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root), required_given=True,
+                          required_bytes=MIB).run()
+    instances = by_name(report)
+    assert instances["kernel2"].daemon_memlock.soft_bytes == 2 * MIB
+    assert instances["stopped2"].daemon_memlock.soft_bytes == 2 * MIB
+    assert instances["stopped2"].memlock_after_restart.soft_bytes == 2 * MIB
+    assert "the LXD daemon's hard limit allows up to 2 MiB" in instances["kernel2"].message
+
+
 def test_probe_exec_output_without_limits_is_that_guests_error(host):
     api = FakeApi([api_instance("busy")], outputs={"busy": "sh: cannot fork\n"})
     report = MemlockProbe(api, endpoint="https://x:8443", proc_root=str(host.root)).run()
