@@ -30,8 +30,8 @@ options:
         (C(lxc config trust add)).
       - When not set, the first pair of C(client.crt) and C(client.key) found in C($LXD_CONF),
         C(~/.config/lxc) (the C(lxc) client), C(~/snap/lxd/common/config) (the snap's C(lxc)),
-        C($INCUS_CONF) and C(~/.config/incus) (the C(incus) client), in the home directory of the
-        user the module runs as.
+        C($INCUS_CONF) and C(~/.config/incus) (the C(incus) client); C(~) is the home directory of
+        the user the module runs as.
     type: path
     aliases: [cert_file]
   client_key:
@@ -66,6 +66,6 @@ requirements:
     (no pylxd, no requests).
 notes:
   - A command run inside a guest has its output recorded by LXD (C(record-output), no websocket), read
-    back and deleted at once. On a cluster, every member runs commands in the guests of every other member:
+    back and deleted at once. On a cluster, any member runs commands in the guests of every other member;
     LXD forwards the command and its operation to the member where the guest runs.
 """

@@ -385,8 +385,7 @@ class LxdApi:
         for by its ID, which every member resolves.
         """
         waiting = set(operations)
-        pauses = iter(POLL_PAUSES)
-        pause = next(pauses)
+        pause, pauses = POLL_PAUSES[0], iter(POLL_PAUSES[1:])
         while waiting:
             remaining = deadline - time.monotonic()
             for operation, state in self._operation_states(waiting, max(remaining, 0.5)).items():

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import ipaddress
 import os
 import socket
@@ -439,6 +440,7 @@ def test_nothing_beyond_the_standard_library(lxd):
     assert done.stdout == f"(0, {LIMITS!r}, '')\n"
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ansible") is None, reason="the module needs ansible-core")
 def test_the_module_returns_in_its_timeout_however_many_guests_hang(run_module, tmp_path):
     """memlock_probe with 24 hung guests on two members and a timeout of 2 s answers within a few seconds,
     with each hung guest's own error and the other guests read."""

@@ -227,8 +227,8 @@ def test_probe_on_a_cluster_knows_another_members_daemon_from_its_running_guests
     """node2's daemon limit, learnt from a command run in remote1, also speaks for node2's stopped guest and for
     its guest with limits.kernel.memlock (whose command gets that limit, not the daemon's): every member then
     says the same of them."""
-    api = FakeApi([api_instance("remote1", location="node2"), api_instance("kernel2", location="node2",
-                                                                         limits_kernel_memlock="262144"),
+    api = FakeApi([api_instance("remote1", location="node2"),
+                   api_instance("kernel2", location="node2", limits_kernel_memlock="262144"),
                    api_instance("stopped2", status="Stopped", location="node2")],
                   outputs={"remote1": exec_output(2 * MIB, self_limit=2 * MIB),
                            "kernel2": exec_output(256 * KIB, self_limit=256 * KIB)}, clustered=True)
