@@ -33,8 +33,9 @@ SOCKET_PATHS = (
     "/var/lib/incus/unix.socket",
 )
 DEFAULT_HTTPS_PORT = 8443
-# Where the lxc and incus clients keep their certificate, relative to the home directory.
-CLIENT_CONFIG_DIRS = (".config/lxc", "snap/lxd/common/config", ".config/incus")
+# Where the lxc client (deb, then snap) and the incus client keep their certificate, under the home directory.
+LXC_CONFIG_DIRS = (".config/lxc", "snap/lxd/common/config")
+INCUS_CONFIG_DIR = ".config/incus"
 EXEC_WORKERS = 8
 # Between two looks at LXD's operations: short at first, as most commands end within 0.2 s.
 POLL_PAUSES = (0.02, 0.03, 0.05, 0.1, 0.15, 0.25)
@@ -99,8 +100,8 @@ def client_certificate_candidates(home: str, environ: Optional[Mapping[str, str]
     client's ~/.config/incus.
     """
     environ = os.environ if environ is None else environ
-    directories = [environ.get("LXD_CONF")] + [os.path.join(home, path) for path in CLIENT_CONFIG_DIRS[:2]]
-    directories += [environ.get("INCUS_CONF"), os.path.join(home, CLIENT_CONFIG_DIRS[2])]
+    directories = [environ.get("LXD_CONF")] + [os.path.join(home, path) for path in LXC_CONFIG_DIRS]
+    directories += [environ.get("INCUS_CONF"), os.path.join(home, INCUS_CONFIG_DIR)]
     pairs = []
     for directory in directories:
         pair = (os.path.join(directory, "client.crt"), os.path.join(directory, "client.key")) if directory else None
