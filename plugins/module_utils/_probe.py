@@ -12,17 +12,18 @@
   LXD gave the guest at its start is read from its monitor.
 - Where no Vault process runs, one command inside the guest asks its systemd about Vault's units.
 - Every other guest (remote endpoint, other cluster member, virtual machine) is read by one
-  command inside it that does both.
+  command inside it that does both. That command's shell inherits its LXD daemon's limit as it is
+  now: so another cluster member's daemon limit is learnt from its guests.
 
-Commands run through the API (_lxd_api), eight at a time. The facts of each guest then go to
+All commands start at once through the API (_lxd_api's execute_many) and share one deadline:
+hung guests cost the timeout once, not once each. The facts of each guest then go to
 _probe_report, which judges them.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import (
     DEFAULT_UNITS,
@@ -50,6 +51,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report impo
     DaemonFacts,
     Gathered,
     InstanceRecord,
+    MemberDaemons,
     ProbeReport,
     build_report,
 )
@@ -65,7 +67,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import R
 
 RUNNING = "Running"
 FROZEN = "Frozen"
-EXEC_WORKERS = 8
 
 PROC = "proc"
 EXEC = "exec"
@@ -78,7 +79,7 @@ class MemlockProbe:
 
     def __init__(self, api, project: str = "default", endpoint: str = "", proc_root: str = "/proc",
                  process_names: Sequence[str] = DEFAULT_PROCESS_NAMES, units: Sequence[str] = DEFAULT_UNITS,
-                 required: Optional[Required] = None, method: str = AUTO, workers: int = EXEC_WORKERS) -> None:
+                 required: Optional[Required] = None, method: str = AUTO) -> None:
         self.api = api
         self.project = project
         self.endpoint = endpoint
@@ -87,7 +88,6 @@ class MemlockProbe:
         self.units = tuple(units)
         self.required = required
         self.method = method
-        self.workers = workers
         self._log_root: Optional[str] = None
 
     # --- the daemon and the host's /proc ---------------------------------------------------
@@ -129,17 +129,17 @@ class MemlockProbe:
         conf = os.path.join(self._log_root, name, "lxc.conf") if self._log_root else None
         return Gathered(source=PROC, facts=facts, at_start=read_start_limit(self.proc_root, monitor, conf))
 
-    def _run(self, record: InstanceRecord, argv: List[str]) -> Tuple[Optional[str], str]:
-        """(stdout, error) of a command inside the guest."""
-        try:
-            _exit_code, stdout, stderr = self.api.execute(record.name, argv)
-        except Exception as exc:  # a vanished guest, a refused exec, a broken socket: that guest's error
-            return None, f"running a command inside the guest failed: {_reason(exc)}"
+    @staticmethod
+    def _output(result) -> Tuple[Optional[str], str]:
+        """(stdout, error or stderr detail) of one of execute_many's results."""
+        if isinstance(result, Exception):  # a vanished guest, a refused or hung command: that guest's error
+            return None, f"running a command inside the guest failed: {_reason(result)}"
+        _exit_code, stdout, stderr = result
         detail = f" (stderr: {stderr.strip()[:200]})" if stderr and stderr.strip() else ""
         return stdout or "", detail
 
-    def _through_exec(self, record: InstanceRecord) -> Gathered:
-        stdout, detail = self._run(record, exec_command(self.process_names, self.units))
+    def _through_exec(self, result) -> Gathered:
+        stdout, detail = self._output(result)
         if stdout is None:
             return Gathered(source=EXEC, error=detail)
         try:
@@ -150,11 +150,11 @@ class MemlockProbe:
         gathered = Gathered(source=EXEC, facts=facts, exec_memlock=snapshot.exec_memlock)
         return self._with_units(gathered, stdout, detail) if not facts.processes else gathered
 
-    def _ask_units(self, record: InstanceRecord, gathered: Gathered) -> Gathered:
-        stdout, detail = self._run(record, units_command(self.units))
+    def _units_answer(self, found: Gathered, result) -> Gathered:
+        stdout, detail = self._output(result)
         if stdout is None:
-            return gathered.but(error=detail)
-        return self._with_units(gathered, stdout, detail)
+            return found.but(error=detail)
+        return self._with_units(found, stdout, detail)
 
     def _with_units(self, gathered: Gathered, stdout: str, detail: str) -> Gathered:
         try:
@@ -171,7 +171,7 @@ class MemlockProbe:
         wanted = _unique(names) if names else [record.name for record in records]
         by_name = {record.name: record for record in records}
         gathered: Dict[str, Gathered] = {}
-        jobs = []
+        jobs: List[Tuple[str, List[str], Callable[[object], Gathered]]] = []  # (guest, argv, reading of its result)
         for name in wanted:
             record = by_name.get(name)
             if record is None or record.status not in (RUNNING, FROZEN):
@@ -184,7 +184,8 @@ class MemlockProbe:
                     elif record.status == FROZEN:
                         gathered[name] = found.but(units_not_asked="it is frozen, so its systemd cannot be asked")
                     elif self.units:
-                        jobs.append((record, lambda record=record, found=found: self._ask_units(record, found)))
+                        jobs.append((name, units_command(self.units),
+                                     lambda result, found=found: self._units_answer(found, result)))
             elif self.method == PROC:
                 gathered[name] = Gathered(error="its processes do not show in this host's /proc "
                                                 "(another cluster member, a virtual machine or a remote daemon); "
@@ -192,14 +193,16 @@ class MemlockProbe:
             elif record.status == FROZEN:
                 gathered[name] = Gathered(error="it is frozen, so nothing can run inside it to read its limits")
             else:
-                jobs.append((record, lambda record=record: self._through_exec(record)))
+                jobs.append((name, exec_command(self.process_names, self.units), self._through_exec))
         if jobs:
-            with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-                for (record, _job), result in zip(jobs, pool.map(lambda job: job[1](), jobs)):
-                    gathered[record.name] = result
+            # All start at once and share the API's timeout: hung guests cost it once, not once each.
+            results = self.api.execute_many([(name, argv) for name, argv, _read in jobs])
+            for (name, _argv, read), result in zip(jobs, results):
+                gathered[name] = read(result)
+        members = member_daemons(by_name, gathered)
         reports = [build_report(name=name, project=self.project, record=by_name.get(name),
                                 gathered=gathered.get(name), daemon=daemon, process_names=self.process_names,
-                                unit_names=self.units, required=self.required)
+                                unit_names=self.units, required=self.required, member_daemons=members)
                    for name in wanted]
         return ProbeReport(endpoint=self.endpoint, project=self.project, daemon=daemon, instances=reports,
                            summary=summarize(report.verdict for report in reports))
@@ -210,6 +213,20 @@ class MemlockProbe:
         if daemon.clustered and record.location and record.location != daemon.server_name:
             return False
         return record.monitor_name in scan.inits
+
+
+def member_daemons(records: Dict[str, InstanceRecord], gathered: Dict[str, Gathered]) -> MemberDaemons:
+    """Each cluster member's daemon limit as it is now, from the commands run in its containers.
+
+    A command's shell inherits its daemon's limit, unless the guest has limits.kernel.memlock.
+    """
+    found: MemberDaemons = {}
+    for name, facts in gathered.items():
+        record = records[name]
+        if (facts.exec_memlock is not None and record.type == CONTAINER
+                and record.limits_kernel_memlock is None):
+            found.setdefault(record.location, facts.exec_memlock)
+    return found
 
 
 def _physical_memory(proc_root: str) -> Optional[int]:

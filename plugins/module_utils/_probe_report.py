@@ -54,6 +54,8 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
 )
 
 FROZEN = "Frozen"
+# Each cluster member's daemon limit as it is now, by member name, as commands run there inherited it.
+MemberDaemons = Dict[str, MemlockLimit]
 KERNEL_MEMLOCK = "limits.kernel.memlock"
 THE_DAEMON = "the LXD daemon"
 
@@ -198,26 +200,32 @@ def judge_machine(subject: str, kind: str, facts: MachineFacts, units: Optional[
     return units, verdict
 
 
-def lxd_now(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered) -> Optional[LxdLimit]:
+def lxd_now(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
+            member_daemons: Optional[MemberDaemons] = None) -> Optional[LxdLimit]:
     """What LXD would give the guest if it started now: limits.kernel.memlock, else the daemon's limit."""
     if record.type != CONTAINER:
         return None
     kernel = parse_kernel_memlock(record.limits_kernel_memlock)
     if kernel is not None:
         return LxdLimit(MemlockReport.of(kernel), KERNEL_MEMLOCK)
-    daemon_limit = daemon_memlock(record, daemon, gathered)
+    daemon_limit = daemon_memlock(record, daemon, gathered, member_daemons)
     return LxdLimit(MemlockReport.of(daemon_limit), THE_DAEMON) if daemon_limit is not None else None
 
 
-def daemon_memlock(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered) -> Optional[MemlockLimit]:
-    """The limit of the LXD daemon that runs the guest, as it is now; None when it cannot be known here."""
+def daemon_memlock(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
+                   member_daemons: Optional[MemberDaemons] = None) -> Optional[MemlockLimit]:
+    """The limit of the LXD daemon that runs the guest, as it is now; None when it cannot be known here.
+
+    ``member_daemons`` speaks for a guest of another member (or of a remote daemon) that gave no figure
+    itself: a stopped one, or one with limits.kernel.memlock.
+    """
     same_member = not daemon.clustered or not record.location or record.location == daemon.server_name
     if daemon.memlock is not None and same_member:
         return daemon.memlock.limit
     # A command run inside the guest inherits its daemon's limit (limits.kernel.memlock aside).
     if gathered.exec_memlock is not None and record.limits_kernel_memlock is None:
         return gathered.exec_memlock
-    return None
+    return (member_daemons or {}).get(record.location)
 
 
 def _spell(limit: LxdLimit) -> str:
@@ -263,8 +271,8 @@ def _after_start(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered
 
 def build_report(name: str, project: str, record: Optional[InstanceRecord], gathered: Optional[Gathered],
                  daemon: DaemonFacts, process_names: Sequence[str], unit_names: Sequence[str],
-                 required: Optional[Required]) -> InstanceReport:
-    """One guest's report from its facts."""
+                 required: Optional[Required], member_daemons: Optional[MemberDaemons] = None) -> InstanceReport:
+    """One guest's report from its facts; ``member_daemons`` as daemon_memlock() takes it."""
     if record is None:
         return InstanceReport(
             name=name, project=project, type="", status="", location="", privileged=None,
@@ -274,7 +282,7 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
             message=f"guest {name}: no such instance in project {project!r}")
     gathered = gathered or Gathered()
     facts = gathered.facts
-    now = lxd_now(record, daemon, gathered)
+    now = lxd_now(record, daemon, gathered, member_daemons)
     at_start = gathered.at_start
     restart, reason = restart_decision(record, daemon, at_start, now, facts.pid1 if facts else None,
                                        facts.in_user_namespace if facts else None)
@@ -283,7 +291,7 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
     lxd = dict(status=record.status, error=gathered.error, after_start=after,
                after_start_source=now.source if now else "",
                limits_kernel_memlock=parse_kernel_memlock(record.limits_kernel_memlock),
-               daemon_memlock=daemon_memlock(record, daemon, gathered))
+               daemon_memlock=daemon_memlock(record, daemon, gathered, member_daemons))
     units = gathered.units
     if facts is not None and gathered.error is None:
         units, verdict = judge_machine(f"guest {name}", record.type, facts, units, process_names, unit_names,

@@ -28,7 +28,8 @@ description:
     instances, one scan of C(/proc) finds each guest's init (the child of its C([lxc monitor]) process)
     and its processes. Where no Vault process runs, one command inside the guest asks its systemd about
     O(units). Guests that do not show there (a remote O(endpoint), other cluster members, virtual machines)
-    are read by one small C(sh) script inside them that does both. Commands run through the API, eight at a time.
+    are read by one small C(sh) script inside them that does both. All these commands start at once and share
+    one deadline, O(timeout).
   - A stopped, vanished or failing guest gets its own verdict; it never fails the whole probe.
   - The module only reads. It never changes a guest, the daemon or a file.
 author:
@@ -42,45 +43,6 @@ options:
     type: list
     elements: str
     default: []
-  project:
-    description:
-      - The LXD project whose instances are reported.
-    type: str
-    default: default
-  endpoint:
-    description:
-      - The LXD daemon to ask, as a unix socket path (C(unix://) prefix allowed) or an C(https://) URL.
-      - When not set, the first socket that answers among C($LXD_DIR/unix.socket),
-        C(/var/lib/lxd/unix.socket), C(/var/snap/lxd/common/lxd/unix.socket) and
-        C(/var/lib/incus/unix.socket); the failure message lists what was tried.
-      - With an C(https://) URL every guest is read through the API (O(method=exec)).
-    type: str
-  client_cert:
-    description:
-      - Client certificate (PEM) for an C(https://) O(endpoint). Defaults to the one of the C(lxc)
-        client (C(~/.config/lxc/client.crt)) when it exists.
-    type: path
-    aliases: [cert_file]
-  client_key:
-    description:
-      - Private key (PEM) of O(client_cert).
-    type: path
-    aliases: [key_file]
-  validate_certs:
-    description:
-      - Whether to verify the server certificate of an C(https://) O(endpoint).
-    type: bool
-    default: true
-  ca_cert:
-    description:
-      - A CA bundle (or the server's own certificate) to verify an C(https://) O(endpoint) against.
-      - Only used when O(validate_certs=true).
-    type: path
-  timeout:
-    description:
-      - Seconds to wait for any one answer of the LXD API, including a command run inside a guest.
-    type: float
-    default: 30
   method:
     description:
       - How guests are read.
@@ -100,10 +62,8 @@ notes:
   - In a privileged guest, C(CAP_IPC_LOCK) in a process's effective set lifts the limit. In an unprivileged
     guest it does not, since the kernel looks for the capability in the initial user namespace.
   - Reading the guests through C(/proc) needs root on the LXD host.
-  - A command run inside a guest has its output recorded by LXD (C(record-output), no websocket), read back
-    and deleted at once.
-requirements:
-  - pylxd (2.2.10, as Debian 12 ships it, or later)
+  - The instances are those of the O(project). With an C(https://) O(endpoint) every guest is read
+    through the API (O(method=exec)).
 seealso:
   - module: vault_mlock.lxd.memlock_facts
   - module: vault_mlock.lxd.memlock_dropin
@@ -113,6 +73,7 @@ extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
   - vault_mlock.lxd._attributes.actiongroup_memlock
+  - vault_mlock.lxd._lxd_connection
 """
 
 EXAMPLES = r"""
@@ -255,6 +216,8 @@ instances:
       description:
         - What LXD would give the guest if it started now (C(limits.kernel.memlock) as configured now, or the
           daemon's current limit), in the same form as RV(instances[].lxd_at_start); V(null) when unknown.
+        - For a guest of another cluster member, that member's daemon limit is the one the commands run in its
+          guests inherited; V(null) when none of them ran one.
       type: dict
     restart_required:
       description:
@@ -404,11 +367,10 @@ instances:
 import dataclasses
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import (
-    HAS_PYLXD,
-    PYLXD_IMPORT_ERROR,
+    CONNECTION_ARGUMENT_SPEC,
     LxdError,
     connect,
     is_remote,
@@ -426,37 +388,27 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             VAULT_ARGSPEC,
+            **CONNECTION_ARGUMENT_SPEC,
             instances=dict(type="list", elements="str", default=[]),
-            project=dict(type="str", default="default"),
-            endpoint=dict(type="str"),
-            client_cert=dict(type="path", aliases=["cert_file"]),
-            client_key=dict(type="path", aliases=["key_file"], no_log=False),
-            validate_certs=dict(type="bool", default=True),
-            ca_cert=dict(type="path"),
-            timeout=dict(type="float", default=30),
             method=dict(type="str", choices=["auto", "proc", "exec"], default="auto"),
         ),
         required_together=[("client_cert", "client_key")],
         supports_check_mode=True,
     )
     params = module.params
-    if not HAS_PYLXD:
-        module.fail_json(msg=missing_required_lib("pylxd"), exception=str(PYLXD_IMPORT_ERROR))
     try:
         options = vault_options(params)
     except OptionError as exc:
         module.fail_json(msg=str(exc))
 
-    verify = params["validate_certs"]
-    if verify and params["ca_cert"]:
-        verify = params["ca_cert"]
     try:
         api, endpoint = connect(
             endpoint=params["endpoint"],
             project=params["project"],
             client_cert=params["client_cert"],
             client_key=params["client_key"],
-            verify=verify,
+            validate_certs=params["validate_certs"],
+            ca_cert=params["ca_cert"],
             timeout=params["timeout"],
         )
         probe = MemlockProbe(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 
 import pytest
 
@@ -52,7 +51,8 @@ DIED = units_output(("vault.service", "failed", "failed", "exit-code", 8 * MIB, 
 
 
 class FakeApi:
-    """The three calls MemlockProbe makes, answered from tables; commands run are recorded.
+    """The three calls MemlockProbe makes, answered from tables; commands run are recorded, and each
+    execute_many call as the list of its commands.
 
     An output is a text (for any command) or a dict {"exec": text, "units": text} by the script asked for.
     """
@@ -62,7 +62,7 @@ class FakeApi:
         self.outputs = outputs or {}
         self.environment = {"server_pid": server_pid, "server_name": server_name, "server_clustered": clustered}
         self.executed = []
-        self._lock = threading.Lock()
+        self.batches = []
 
     def server_info(self):
         return {"environment": self.environment}
@@ -70,16 +70,19 @@ class FakeApi:
     def list_instances(self):
         return self.instances
 
-    def execute(self, name, argv):
-        kind = "units" if argv[2] == UNITS_SCRIPT else "exec"
-        with self._lock:
-            self.executed.append((name, kind))
-        output = self.outputs[name]
-        if isinstance(output, dict):
-            output = output[kind]
-        if isinstance(output, Exception):
-            raise output
-        return 0, output, ""
+    def execute_many(self, commands):
+        """As LxdApi.execute_many: one result per command, an exception for a command that failed."""
+        batch, results = [], []
+        for name, argv in commands:
+            kind = "units" if argv[2] == UNITS_SCRIPT else "exec"
+            batch.append((name, kind))
+            output = self.outputs[name]
+            if isinstance(output, dict):
+                output = output[kind]
+            results.append(output if isinstance(output, Exception) else (0, output, ""))
+        self.executed += batch
+        self.batches.append(batch)
+        return results
 
 
 def by_name(report):
@@ -278,6 +281,48 @@ def test_probe_on_a_cluster_reads_other_members_inside(host):
     assert instances["remote1"].restart_required is False
     assert instances["remote1"].restart_reason == "it runs on cluster member node2, whose own run decides"
     assert api.executed == [("remote1", "exec")]
+
+
+def test_probe_on_a_cluster_knows_another_members_daemon_from_its_running_guests(host):
+    """node2's daemon limit, learnt from a command run in remote1, also speaks for node2's stopped guest and for
+    its guest with limits.kernel.memlock (whose command gets that limit, not the daemon's): every member then
+    says the same of them."""
+    api = FakeApi([api_instance("remote1", location="node2"),
+                   api_instance("kernel2", location="node2", limits_kernel_memlock="262144"),
+                   api_instance("stopped2", status="Stopped", location="node2")],
+                  outputs={"remote1": exec_output(2 * MIB, units=NO_UNITS, self_limit=2 * MIB),
+                           "kernel2": exec_output(256 * KIB, [(58, "vault", 256 * KIB, 100)],
+                                                  self_limit=256 * KIB)}, clustered=True)
+    report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root), required=Required(MIB)).run()
+    instances = by_name(report)
+    kernel2, stopped2 = instances["kernel2"], instances["stopped2"]
+    assert (kernel2.lxd_now.memlock.soft_bytes, kernel2.lxd_now.source) == (256 * KIB, "limits.kernel.memlock")
+    assert kernel2.verdict == "too_low"
+    assert "(the LXD daemon's hard limit allows up to 2 MiB)" in kernel2.message
+    assert (stopped2.lxd_now.memlock.soft_bytes, stopped2.lxd_now.source) == (2 * MIB, "the LXD daemon")
+    assert stopped2.message.endswith("once started, a service there gets 2 MiB (from the LXD daemon, as systemd "
+                                     "hands it on), enough for the required 1 MiB")
+    # Its own member decides on restarts, whatever the others know of its daemon.
+    assert [instances[name].restart_required for name in ("remote1", "kernel2", "stopped2")] == [False] * 3
+
+
+def test_probe_starts_every_command_at_once(host):
+    """The units command of a local guest and the scripts of the others go in one execute_many call, so that
+    they all share its one deadline; a guest whose command failed gets its own error."""
+    api = FakeApi([api_instance("g2", project="prod"), api_instance("vm1", type_="virtual-machine", project="prod"),
+                   api_instance("vm2", type_="virtual-machine", project="prod")],
+                  outputs={"g2": {"units": NO_UNITS},
+                           "vm1": exec_output(8 * MIB, [(58, "vault", 8 * MIB, 100)], uid_map=PRIVILEGED_MAP),
+                           "vm2": TimeoutError("the command was still running after 30s")})
+    # prod_g2 shows in /proc, where no vault runs (its bao is not asked for): its systemd is asked.
+    report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root),
+                          process_names=["vault"]).run()
+    assert api.batches == [[("g2", "units"), ("vm1", "exec"), ("vm2", "exec")]]
+    instances = by_name(report)
+    assert instances["g2"].verdict == "absent"
+    assert instances["vm1"].verdict == "finite_limit"
+    assert instances["vm2"].message == ("guest vm2: running a command inside the guest failed: TimeoutError: "
+                                        "the command was still running after 30s")
 
 
 def test_probe_exec_output_without_limits_is_that_guests_error(host):

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from _fake_lxd import FakeLxd as FakeCluster, Guest, elapsed
 
 from ansible_collections.vault_mlock.lxd.plugins.modules import memlock_probe
 
@@ -186,3 +187,22 @@ def test_the_documentation_lists_every_returned_key():
     assert set(returned["daemon"]["contains"]) == {item.name for item in dataclasses.fields(DaemonFacts)}
     yaml.safe_load(memlock_probe.DOCUMENTATION)
     yaml.safe_load(memlock_probe.EXAMPLES)
+
+
+def test_the_module_returns_in_its_timeout_however_many_guests_hang(run_module, tmp_path):
+    """memlock_probe with 24 hung guests on two members and a timeout of 2 s answers within a few seconds,
+    with each hung guest's own error and the other guests read."""
+    guests = {f"hung{number:02d}": Guest(hangs=True, member="c1" if number % 2 else "c2") for number in range(24)}
+    guests["answers"] = Guest(stdout="not a /proc snapshot\n", member="c2")
+    fake = FakeCluster(guests)
+    path = fake.serve_unix(str(tmp_path / "unix.socket"))
+    try:
+        seconds, result = elapsed(run_module, memlock_probe, {"endpoint": path, "timeout": 2})
+    finally:
+        fake.stop()
+    assert result.get("failed") is not True, result
+    assert seconds < 2 + 3, seconds
+    messages = {entry["name"]: entry["message"] for entry in result["instances"]}
+    assert all("the command was still running after 2s" in messages[f"hung{number:02d}"] for number in range(24))
+    assert "reading /proc inside the guest failed" in messages["answers"]  # it answered, so it was read
+    assert result["summary"]["error"] == 25
