@@ -37,7 +37,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import 
     read_start_limit,
     scan_host,
 )
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import is_remote
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import is_remote
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     DEFAULT_PROCESS_NAMES,
     FactsError,

@@ -369,10 +369,9 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import (
-    CONNECTION_ARGUMENT_SPEC,
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import CONNECTION_ARGUMENT_SPEC, connect
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import (
     LxdError,
-    connect,
     is_remote,
     normalize_endpoint,
 )

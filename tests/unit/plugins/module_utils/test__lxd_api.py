@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import datetime
-import importlib.util
 import ipaddress
 import os
 import socket
@@ -18,14 +17,13 @@ import sys
 import pytest
 from _fake_lxd import FakeLxd, Guest, elapsed
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import (
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import connect, operation_id
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import (
     LxdError,
     client_certificate_candidates,
-    connect,
     default_client_certificate,
     is_remote,
     normalize_endpoint,
-    operation_id,
     pinned_certificates,
     socket_candidates,
 )
