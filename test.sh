@@ -147,7 +147,7 @@ collection_env() {
 # code. Prints `unit: N passed, M skipped (ansible-core X, Python Y)`.
 # shellcheck disable=SC2016  # expands where it runs, here or in a guest
 UNIT_SCRIPT='
-set -u
+set -u -o pipefail
 target="tests/unit/plugins/modules tests/unit/plugins/module_utils"
 ignore=""
 for path in $target; do ignore="$ignore --ignore=$path"; done

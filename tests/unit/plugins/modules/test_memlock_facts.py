@@ -70,7 +70,9 @@ def test_facts_without_process_or_unit_find_no_vault(run_module):
     result = run_module(memlock_facts, {"process": [name], "units": [name + ".service"]})
     assert result["changed"] is False
     assert result["verdict"] == "absent"
-    assert result["processes"] == [] and result["units"] == [] and result["service"] is None
+    assert result["processes"] == [] and result["service"] is None
+    # Where systemd runs (a Debian 13 guest), it answers for the unit: not found.
+    assert all(unit["load_state"] == "not-found" for unit in result["units"])
     assert f"no {name} process runs" in result["message"]
     assert result["message"].endswith("no Vault here")
     assert result["in_user_namespace"] is this_machine_in_user_namespace()
