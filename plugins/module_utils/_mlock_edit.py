@@ -47,7 +47,7 @@ def _hcl_setting_lines(config: ConfigFile) -> List[Tuple[int, int, int, int, Tok
         line_end = len(text) if newline < 0 else newline
         if text[line_start:statement.start].strip() or not _LINE_REST_RE.match(text[statement.end:line_end]):
             raise hcl_error(config.path, text, statement.start,
-                             f"{KEY} shares its line with other settings; give it a line of its own")
+                            f"{KEY} shares its line with other settings; give it a line of its own")
         found.append((line_start, statement.start, statement.end, line_end, statement.value))
     return found
 

@@ -18,6 +18,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names 
 
 KERNEL_HEADER = "/usr/include/linux/capability.h"
 
+
 @pytest.mark.parametrize(
     "number, name",
     [
