@@ -279,4 +279,3 @@ class Transport:
             error = document.get("error") if isinstance(document, dict) else None
             raise LxdApiError(error or f"HTTP {status} for {method} {path}", status)
         return document
-
