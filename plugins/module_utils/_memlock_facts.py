@@ -27,9 +27,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import format_capabilities
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UNITS_FUNCTION, split_sections
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAP_IPC_LOCK, CAP_SYS_RESOURCE
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
-    CAP_IPC_LOCK,
-    CAP_SYS_RESOURCE,
     COMM_LENGTH,
     SwapArea,
     comm_matches,

@@ -55,8 +55,8 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report impo
     ProbeReport,
     build_report,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAP_SYS_RESOURCE
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
-    CAP_SYS_RESOURCE,
     has_capability,
     parse_meminfo_total,
     read_memlock_limit,

@@ -17,13 +17,10 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAP_IPC_LOCK
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, Size
 
 _MEMLOCK_ROW = "Max locked memory"
-
-# linux/capability.h: lock memory past RLIMIT_MEMLOCK; raise a hard resource limit.
-CAP_IPC_LOCK = 14
-CAP_SYS_RESOURCE = 24
 
 # The kernel truncates a process name (comm) to 15 characters.
 COMM_LENGTH = 15

@@ -34,8 +34,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
     format_ulimit,
     lower_limit,
 )
-
-CAP_SYS_RESOURCE = 24  # linux/capability.h
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAP_SYS_RESOURCE
 
 
 @dataclass(frozen=True)
