@@ -125,7 +125,6 @@ def local_daemon(proc_root: str, server_pid: Optional[int]) -> bool:
     return same_ns and comm in DAEMON_NAMES
 
 
-
 def parse_prlimit_memlock(lxc_conf: str) -> Optional[MemlockLimit]:
     """``lxc.prlimit.memlock`` of an lxc.conf text (limits.kernel.memlock as the guest started); None when unset."""
     value = None

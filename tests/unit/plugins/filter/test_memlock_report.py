@@ -65,8 +65,8 @@ def test_memlock_table():
     assert lines[4].split() == ["stale", "Running", "no", "512K", "(restart)", "-", "-", "-", "-", "too_low"]
     assert lines[5].split() == ["off", "Stopped", "-", "-", "-", "-", "-", "-", "not_running"]
     # Columns line up: each row's verdict starts where the header's does.
-    assert len({line.index(word) for line, word in zip(lines[1:6], ["VERDICT", "ok", "finite_limit", "too_low",
-                                                                      "not_running"])}) == 1
+    verdicts = ["VERDICT", "ok", "finite_limit", "too_low", "not_running"]
+    assert len({line.index(word) for line, word in zip(lines[1:6], verdicts)}) == 1
     assert lines[6:] == ["  guest soft: ... a finite limit ...", "  guest stale: vault.service is failed ...",
                          "  guest stale needs a restart: it started with 512K from the LXD daemon; ...",
                          "  guest off is stopped"]

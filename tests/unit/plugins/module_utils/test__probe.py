@@ -179,8 +179,8 @@ def test_probe_asks_systemd_only_where_no_vault_runs(host):
 
     plain = instances["plain"]
     assert (plain.verdict, plain.service) == ("absent", None)
-    assert [(unit.name, unit.load_state) for unit in plain.units] == [("vault.service", "not-found"),
-                                                                       ("openbao.service", "not-found")]
+    assert [(unit.name, unit.load_state) for unit in plain.units] == [
+        ("vault.service", "not-found"), ("openbao.service", "not-found")]
 
 
 def test_probe_with_method_proc_asks_no_systemd(host):

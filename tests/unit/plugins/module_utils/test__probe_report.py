@@ -66,8 +66,8 @@ def test_parse_kernel_memlock(value, expected):
 def test_instance_record_from_api():
     data = {"name": "web", "status": "Running", "type": "container", "location": "none", "project": "prod",
             "expanded_config": {"security.privileged": "true", "limits.kernel.memlock": "65536"}}
-    assert InstanceRecord.from_api(data, "prod") == InstanceRecord("web", "prod", "container", "Running", "none",
-                                                                  True, "65536")
+    expected = InstanceRecord("web", "prod", "container", "Running", "none", True, "65536")
+    assert InstanceRecord.from_api(data, "prod") == expected
     assert InstanceRecord.from_api(data, "prod").monitor_name == "prod_web"
     assert InstanceRecord.from_api({"name": "g1"}, "default").monitor_name == "g1"
 

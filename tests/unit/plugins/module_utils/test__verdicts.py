@@ -202,7 +202,7 @@ CASES = [
      facts(required=required(4 * MIB), units=units(unit(memlock=512 * KIB, line=MLOCK_LINE, **FAILED)),
            after_start=limit(8 * MIB), after_start_source="the LXD daemon"), RESTART_PENDING,
      "; after a restart it gets 8 MiB from the LXD daemon, so restart the guest to apply it"),
-    ("a dead unit whose limit covered the required size still died", 
+    ("a dead unit whose limit covered the required size still died",
      facts(required=required(256 * KIB), units=units(unit(memlock=512 * KIB, line=MLOCK_LINE, **FAILED))), TOO_LOW,
      "LimitMEMLOCK to infinity"),
     ("an inactive unit with a finite limit",
@@ -222,8 +222,9 @@ CASES = [
                                                                       sub="running"))), FINITE_LIMIT,
      "guest g1: vault.service is active but no vault or bao process runs in the guest; its service may lock 4 MiB"),
     ("the worst unit speaks",
-     facts(units=units(unit(memlock=None), unit(name="openbao.service", memlock=256 * KIB, line=MLOCK_LINE,
-                                                 **FAILED))), TOO_LOW, "guest g1: openbao.service is failed"),
+     facts(units=units(unit(memlock=None),
+                       unit(name="openbao.service", memlock=256 * KIB, line=MLOCK_LINE, **FAILED))),
+     TOO_LOW, "guest g1: openbao.service is failed"),
 ]
 
 
