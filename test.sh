@@ -236,7 +236,9 @@ lint() {
     antsibull-changelog lint
 }
 
-molecule_scenario() { molecule test -s "$1"; }
+# Scenarios name their instances (and lxc remotes) alike in every checkout: one run of a
+# scenario at a time on this machine, whichever checkout it comes from.
+molecule_scenario() { flock "$VML_CACHE/molecule-$1.lock" molecule test -s "$1"; }
 
 stage_command() {  # NAME -> the command that runs it, or nothing for an unknown stage
     case "$1" in
