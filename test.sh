@@ -213,6 +213,8 @@ in_compat_guest() {
     local name="vml-compat-$1-$$" rc
     "$repo/tests/lab/lab.sh" images compat-trixie || return 1
     lxc launch --ephemeral vault-mlock/compat-trixie "$name" -q 2>&1 | grep -v -i network
+    # Until boot ends, systemd-tmpfiles may empty /tmp under ansible-test's and pytest's feet.
+    lxc exec "$name" -- systemctl is-system-running --wait >/dev/null
     git ls-files -co --exclude-standard -z | tar --null --ignore-failed-read -T - -cf - \
         | lxc exec "$name" -- sh -c "mkdir -p $COMPAT_GUEST_ROOT && tar -C $COMPAT_GUEST_ROOT -xf -" || return 1
     lxc exec "$name" --env HOME=/opt/vml-compat/home --env LANG=C.UTF-8 --env NO_COLOR=1 --env PY_COLORS=0 \
@@ -236,7 +238,9 @@ lint() {
     antsibull-changelog lint
 }
 
-molecule_scenario() { molecule test -s "$1"; }
+# Scenarios name their instances (and lxc remotes) alike in every checkout: one run of a
+# scenario at a time on this machine, whichever checkout it comes from.
+molecule_scenario() { flock "$VML_CACHE/molecule-$1.lock" molecule test -s "$1"; }
 
 stage_command() {  # NAME -> the command that runs it, or nothing for an unknown stage
     case "$1" in
