@@ -9,6 +9,9 @@ import os
 import stat
 
 XATTR_NAME = "security.capability"
+# Debian's lxd.service and the drop-in memlock_dropin writes for it by default.
+UNIT_FILE = "/lib/systemd/system/lxd.service"
+OURS = "/etc/systemd/system/lxd.service.d/00-memlock.conf"
 VAULT_CONTENT = b"\x7fELF vault binary stand-in\n"
 
 
@@ -59,3 +62,8 @@ def tree_snapshot(root):
                 content = stat.S_IFMT(info.st_mode)
             result[os.path.relpath(full, str(root))] = (stat.S_IMODE(info.st_mode), content, caps)
     return result
+
+
+def memlock(value):
+    """A drop-in's text that sets LimitMEMLOCK= to VALUE."""
+    return f"[Service]\nLimitMEMLOCK={value}\n"

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import pytest
+from _files import UNIT_FILE, put
 from _host_proc import make_host
 
 
@@ -12,3 +13,10 @@ from _host_proc import make_host
 def host(tmp_path):
     """A fake LXD host's /proc with a daemon and guests (see _host_proc.make_host)."""
     return make_host(tmp_path)
+
+
+@pytest.fixture
+def lxd_tree(tmp_path):
+    """A host with Debian's lxd.service and no drop-ins."""
+    put(tmp_path, UNIT_FILE, "[Unit]\nDescription=LXD\n[Service]\nExecStart=/usr/bin/lxd\nKillMode=process\n")
+    return tmp_path

@@ -8,7 +8,7 @@ import os
 import stat
 
 import pytest
-from _files import put, tree_snapshot
+from _files import OURS, UNIT_FILE, memlock, put, tree_snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -27,19 +27,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_settings imp
 
 KIB = 1024
 MIB = 1024 * KIB
-OURS = "/etc/systemd/system/lxd.service.d/00-memlock.conf"
-UNIT_FILE = "/lib/systemd/system/lxd.service"
-
-
-def memlock(value):
-    return f"[Service]\nLimitMEMLOCK={value}\n"
-
-
-@pytest.fixture
-def lxd_tree(tmp_path):
-    """A host with Debian's lxd.service and no drop-ins."""
-    put(tmp_path, UNIT_FILE, "[Unit]\nDescription=LXD\n[Service]\nExecStart=/usr/bin/lxd\nKillMode=process\n")
-    return tmp_path
 
 
 # --- names ---------------------------------------------------------------------------------------

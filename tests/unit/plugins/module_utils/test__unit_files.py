@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 
 import pytest
-from _files import put
+from _files import OURS, UNIT_FILE, memlock, put
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -29,20 +29,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_settings imp
     effective_limit,
     read_limit_settings,
 )
-
-OURS = "/etc/systemd/system/lxd.service.d/00-memlock.conf"
-UNIT_FILE = "/lib/systemd/system/lxd.service"
-
-
-def memlock(value):
-    return f"[Service]\nLimitMEMLOCK={value}\n"
-
-
-@pytest.fixture
-def lxd_tree(tmp_path):
-    """A host with Debian's lxd.service and no drop-ins."""
-    put(tmp_path, UNIT_FILE, "[Unit]\nDescription=LXD\n[Service]\nExecStart=/usr/bin/lxd\nKillMode=process\n")
-    return tmp_path
 
 
 # --- lines ---------------------------------------------------------------------------------------
