@@ -33,15 +33,26 @@ all_scenarios() {
     for dir in molecule/*/molecule.yml; do basename "$(dirname "$dir")"; done
 }
 
-# Every stage, the busy ones (sanity, unit: CPU) between the patient ones (Molecule: mostly
-# waiting for guests), so that the stages running at once share two cores well.
+# Every stage, longest first (by the durations the last run on this machine recorded; a stage
+# never timed counts as longest), so that the last stages to start are short ones and the run
+# does not end waiting on one long scenario. Without records: every scenario, then the rest.
+DURATIONS="$VML_CACHE/stage-durations"
 default_stages() {
-    local busy=("sanity:$NEWEST" "sanity:$FLOOR" "unit:$NEWEST" "unit:$FLOOR" lint) patient=() i
-    for scenario in $(all_scenarios); do patient+=("molecule:$scenario"); done
-    for ((i = 0; i < ${#busy[@]} || i < ${#patient[@]}; i++)); do
-        [ "$i" -ge "${#patient[@]}" ] || echo "${patient[$i]}"
-        [ "$i" -ge "${#busy[@]}" ] || echo "${busy[$i]}"
-    done
+    local stage
+    {
+        for scenario in $(all_scenarios); do echo "molecule:$scenario"; done
+        echo "sanity:$NEWEST"; echo "sanity:$FLOOR"; echo "unit:$NEWEST"; echo "unit:$FLOOR"; echo lint
+    } | while read -r stage; do
+        echo "$(awk -v s="$stage" '$1 == s { d = $2 } END { print (d == "" ? 99999 : d) }' "$DURATIONS" 2>/dev/null || echo 99999) $stage"
+    done | sort -s -k1,1nr | cut -d' ' -f2
+}
+
+# record_duration NAME SECONDS: keeps the newest duration of each stage for default_stages.
+record_duration() {
+    (
+        flock 8
+        { grep -v "^$1 " "$DURATIONS" 2>/dev/null; echo "$1 $2"; } >"$DURATIONS.new" && mv "$DURATIONS.new" "$DURATIONS"
+    ) 8>"$DURATIONS.lock"
 }
 
 stages=()
@@ -71,6 +82,7 @@ run_stage() {
     rc=$?
     took=$(( ($(date +%s%N) - start) / 100000000 ))
     took="$((took / 10)).$((took % 10))"
+    [ "$name" = setup ] || record_duration "$name" "${took%.*}"
     if [ $rc -eq 0 ]; then
         printf '==> %-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")"
         printf '%-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")" >"${log%.log}.result"
