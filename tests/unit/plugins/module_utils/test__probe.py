@@ -394,3 +394,26 @@ def test_incus_run_directory_only_for_incus(tmp_path, host):
     report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root),
                           lxc_conf_dirs={"incusd": str(tmp_path / "nowhere")}).run()
     assert report.instances[0].lxd_at_start.source == "limits.kernel.memlock"
+
+
+def test_snap_lxd_guests_of_a_project(tmp_path):
+    """The snap's daemon (`lxd`, state under /var/snap/lxd/common/lxd) keeps lxc.conf beside lxc.log, as deb LXD does;
+    a guest of the project prod has the monitor prod_web."""
+    from _host_proc import HostProc
+
+    proc = HostProc(tmp_path / "proc")
+    proc.add(4885, "lxd", cmdline="lxd\0--logfile\0/var/snap/lxd/common/lxd/logs/lxd.log", limit=(4 * MIB,))
+    proc.add_monitor(7000, "prod_web", limit=(512 * KIB,), lxd_dir="/var/snap/lxd/common/lxd")
+    proc.add(7001, "systemd", ppid=7000, ns="pid:[700]", limit=(512 * KIB,), nspid=(7001, 1))
+    proc.add(7010, "vault", ppid=7001, ns="pid:[700]", limit=(512 * KIB,), nspid=(7010, 58))
+    # A deb LXD's guest of the same name on the same machine is not the snap's.
+    proc.add_monitor(8000, "web", limit=(4 * MIB,))
+    proc.add(8001, "systemd", ppid=8000, ns="pid:[800]", limit=(4 * MIB,), nspid=(8001, 1))
+    api = FakeApi([api_instance("web", project="prod")])
+    report = MemlockProbe(api, project="prod", endpoint="/var/snap/lxd/common/lxd/unix.socket",
+                          proc_root=str(proc.root)).run()
+    web = report.instances[0]
+    assert (web.source, web.pid1.host_pid, web.processes[0].host_pid) == (PROC, 7001, 7010)
+    assert (web.lxd_at_start.source, web.lxd_at_start.memlock.soft_bytes) == ("the LXD daemon", 512 * KIB)
+    assert (web.restart_required, web.verdict) == (True, "restart_pending")
+    assert web.message.endswith("after a restart it gets 4 MiB from the LXD daemon, so restart the guest to apply it")
