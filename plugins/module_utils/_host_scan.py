@@ -11,9 +11,11 @@ the guest's init. One pass over /proc finds every init and the processes that sh
 namespace, so a guest's limits are read from the host without running anything inside it.
 
 The monitor also tells what LXD gave the guest when it started: it keeps the memlock limit the
-daemon had at that moment, and the lxc.conf LXD wrote then (beside the lxc.log the monitor holds
-open) carries limits.kernel.memlock as ``lxc.prlimit.memlock``, which liblxc set on the init.
-Both are the host's own files, never the guest's.
+daemon had at that moment, and the lxc.conf the daemon wrote then carries limits.kernel.memlock as
+``lxc.prlimit.memlock``, which liblxc set on the init. LXD writes that file beside the lxc.log the
+monitor holds open; Incus writes it in its run directory (/run/incus/NAME/lxc.conf, measured on
+Incus 6.0.4), and keeps only the log in /var/log/incus/NAME. Both are the host's own files, never
+the guest's.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, SizeError, parse_limit
 
 DAEMON_NAMES = ("lxd", "incusd")
+# Where a daemon writes the lxc.conf of each guest it starts (DIR/NAME/lxc.conf), by the daemon's process name;
+# a daemon not named here (LXD, deb or snap) writes it beside the guest's lxc.log.
+LXC_CONF_DIRS = {"incusd": "/run/incus"}
 MONITOR_PREFIX = "[lxc monitor] "
 PRLIMIT_MEMLOCK = "lxc.prlimit.memlock"
 
@@ -113,6 +118,16 @@ def scan_host(proc_root: str, lxd_dir: str, daemon_pid: int, process_names: Sequ
     return scan
 
 
+def daemon_comm(proc_root: str, server_pid: Optional[int]) -> str:
+    """The daemon's process name (``lxd``, ``incusd``); empty when it cannot be read."""
+    if not server_pid:
+        return ""
+    try:
+        return _read_bytes(os.path.join(proc_root, str(server_pid), "comm")).decode("utf-8", "replace").strip()
+    except OSError:
+        return ""
+
+
 def local_daemon(proc_root: str, server_pid: Optional[int]) -> bool:
     """Whether the daemon that answered runs in this PID namespace, so its guests show in our /proc."""
     if not server_pid:
@@ -141,7 +156,10 @@ def parse_prlimit_memlock(lxc_conf: str) -> Optional[MemlockLimit]:
 
 
 def lxc_conf_path(proc_root: str, monitor_pid: int) -> Optional[str]:
-    """The lxc.conf LXD wrote when the guest started: beside the lxc.log its monitor holds open."""
+    """The lxc.conf LXD wrote when the guest started: beside the lxc.log its monitor holds open.
+
+    Incus writes it elsewhere (LXC_CONF_DIRS); its callers name that file themselves.
+    """
     fd_dir = os.path.join(proc_root, str(monitor_pid), "fd")
     for fd in os.listdir(fd_dir):
         try:

@@ -23,7 +23,7 @@ _probe_report, which judges them.
 from __future__ import annotations
 
 import os
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import (
     DEFAULT_UNITS,
@@ -31,7 +31,9 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
     units_command,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import (
+    LXC_CONF_DIRS,
     HostScan,
+    daemon_comm,
     local_daemon,
     lxc_conf_path,
     read_start_limit,
@@ -79,7 +81,8 @@ class MemlockProbe:
 
     def __init__(self, api, project: str = "default", endpoint: str = "", proc_root: str = "/proc",
                  process_names: Sequence[str] = DEFAULT_PROCESS_NAMES, units: Sequence[str] = DEFAULT_UNITS,
-                 required: Optional[Required] = None, method: str = AUTO) -> None:
+                 required: Optional[Required] = None, method: str = AUTO,
+                 lxc_conf_dirs: Mapping[str, str] = LXC_CONF_DIRS) -> None:
         self.api = api
         self.project = project
         self.endpoint = endpoint
@@ -88,7 +91,9 @@ class MemlockProbe:
         self.units = tuple(units)
         self.required = required
         self.method = method
-        self._log_root: Optional[str] = None
+        self.lxc_conf_dirs = dict(lxc_conf_dirs)
+        # Where every guest's lxc.conf lies, in CONF_ROOT/MONITOR_NAME/lxc.conf; None until known.
+        self._conf_root: Optional[str] = None
 
     # --- the daemon and the host's /proc ---------------------------------------------------
 
@@ -104,6 +109,7 @@ class MemlockProbe:
                 memlock = read_memlock_limit(pid, self.proc_root)
                 can_raise = has_capability(read_status(pid, self.proc_root).cap_effective, CAP_SYS_RESOURCE)
                 memory = _physical_memory(self.proc_root)
+                self._conf_root = self.lxc_conf_dirs.get(daemon_comm(self.proc_root, pid))
                 if self.method != EXEC:
                     scan = scan_host(self.proc_root, os.path.dirname(self.endpoint), pid, self.process_names)
             except (OSError, ValueError):
@@ -122,11 +128,12 @@ class MemlockProbe:
         except FactsError as exc:
             return Gathered(source=PROC, error=f"{exc} (the guest may have stopped meanwhile)")
         monitor = scan.monitors[name]
-        if self._log_root is None:
-            # Every guest's lxc.conf lies in LOG_ROOT/NAME: found once through one monitor's open files.
+        if self._conf_root is None:
+            # LXD's lxc.conf lies beside each guest's lxc.log, in LOG_ROOT/NAME: found once through one monitor's
+            # open files.
             path = lxc_conf_path(self.proc_root, monitor)
-            self._log_root = os.path.dirname(os.path.dirname(path)) if path else ""
-        conf = os.path.join(self._log_root, name, "lxc.conf") if self._log_root else None
+            self._conf_root = os.path.dirname(os.path.dirname(path)) if path else ""
+        conf = os.path.join(self._conf_root, name, "lxc.conf") if self._conf_root else None
         return Gathered(source=PROC, facts=facts, at_start=read_start_limit(self.proc_root, monitor, conf))
 
     @staticmethod

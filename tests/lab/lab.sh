@@ -194,7 +194,7 @@ build_guest_rootfs() {  # $1: target dir, $2: suite
 }
 
 build_lxd_host_rootfs() {  # $1: target dir, a copy of the guest rootfs
-    local packages="lxd lxd-client iproute2 iptables squashfs-tools xz-utils rsync acl attr uidmap python3-pylxd"
+    local packages="lxd lxd-client iproute2 iptables squashfs-tools xz-utils rsync acl attr uidmap"
     # Without iproute2 the inner lxd.service fails ("exec: ip: not found").
     chroot_run "$1" "$VML_LOG_DIR/lxd-host-packages.log" \
         "apt-get update -qq; apt-get install -y -qq --no-install-recommends $packages; apt-get clean" \

@@ -59,16 +59,20 @@ class HostProc:
         (directory / "fd").mkdir()
         os.symlink("/dev/null", directory / "fd" / "0")
 
-    def add_monitor(self, pid, name, limit, prlimit=None, lxd_dir="/var/lib/lxd", ns=HOST_NS):
+    def add_monitor(self, pid, name, limit, prlimit=None, lxd_dir="/var/lib/lxd", ns=HOST_NS, comm="lxd",
+                    conf_root=None):
         """A guest's [lxc monitor] with the limit the daemon had at the guest's start, holding its lxc.log open
-        beside the lxc.conf LXD wrote then (with lxc.prlimit.memlock when limits.kernel.memlock was set)."""
-        self.add(pid, "lxd", cmdline=f"[lxc monitor] {lxd_dir}/containers {name}", limit=limit, ns=ns)
+        beside the lxc.conf LXD wrote then (with lxc.prlimit.memlock when limits.kernel.memlock was set).
+        Incus writes that lxc.conf in its run directory instead: conf_root/NAME/lxc.conf."""
+        self.add(pid, comm, cmdline=f"[lxc monitor] {lxd_dir}/containers {name}", limit=limit, ns=ns)
         log_dir = self.logs / name
         log_dir.mkdir()
+        conf_dir = log_dir if conf_root is None else conf_root / name
+        conf_dir.mkdir(parents=True, exist_ok=True)
         conf = f"lxc.log.file = {log_dir}/lxc.log\nlxc.uts.name = {name}\n"
         if prlimit is not None:
             conf += f"lxc.prlimit.memlock = {prlimit}\n"
-        (log_dir / "lxc.conf").write_text(conf)
+        (conf_dir / "lxc.conf").write_text(conf)
         (log_dir / "lxc.log").write_text("")
         os.symlink(str(log_dir / "lxc.log"), self.root / str(pid) / "fd" / "8")
 

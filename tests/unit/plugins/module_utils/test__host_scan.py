@@ -7,8 +7,10 @@ from __future__ import annotations
 import pytest
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import (
+    LXC_CONF_DIRS,
     HostScan,
     StartLimit,
+    daemon_comm,
     lxc_conf_path,
     local_daemon,
     parse_monitor,
@@ -97,3 +99,16 @@ def test_what_lxd_gave_at_start_is_unknown_without_the_log(host):
 )
 def test_parse_prlimit_memlock(text, expected):
     assert parse_prlimit_memlock(text) == expected
+
+
+def test_daemon_comm(host):
+    host.add(7000, "incusd", cmdline="incusd\0--group\0incus-admin")
+    assert daemon_comm(str(host.root), 4885) == "lxd"
+    assert daemon_comm(str(host.root), 7000) == "incusd"
+    assert daemon_comm(str(host.root), 99999) == ""  # gone
+    assert daemon_comm(str(host.root), None) == ""
+
+
+def test_incus_writes_lxc_conf_in_its_run_directory():
+    """Measured on Debian 13's Incus 6.0.4: /run/incus/NAME/lxc.conf, and only lxc.log in /var/log/incus/NAME."""
+    assert LXC_CONF_DIRS == {"incusd": "/run/incus"}

@@ -338,3 +338,82 @@ def test_probe_with_a_daemon_of_another_machine(host):
     assert (report.daemon.local, report.daemon.memlock) == (False, None)
     assert report.instances[0].source == EXEC
     assert report.instances[0].verdict == "absent"
+
+
+INCUS_ENDPOINT = "/var/lib/incus/unix.socket"
+
+
+def incus_host(tmp_path, project_prlimit=None):
+    """A Debian 13 Incus 6.0.4 host as measured there: the daemon `incusd` (6 MiB now), monitors of
+    /var/lib/incus/containers, each guest's lxc.log in the log directory and its lxc.conf in Incus's run
+    directory (tmp_path/run/NAME/lxc.conf, /run/incus/NAME/lxc.conf there). Two guests named vault, both
+    started while the daemon had 512 KiB: one in the default project (monitor `vault`), one in the project
+    vault (monitor `vault_vault`), with limits.kernel.memlock ``project_prlimit`` when given."""
+    from _host_proc import HostProc
+
+    proc = HostProc(tmp_path / "proc")
+    run = tmp_path / "run"
+    proc.add(4885, "incusd", cmdline="incusd\0--group\0incus-admin", limit=(6 * MIB,))
+    proc.add_monitor(5000, "vault", limit=(512 * KIB,), lxd_dir="/var/lib/incus", comm="incusd", conf_root=run)
+    proc.add(5001, "systemd", ppid=5000, ns="pid:[500]", limit=(512 * KIB,), nspid=(5001, 1))
+    proc.add_monitor(6000, "vault_vault", limit=(512 * KIB,), prlimit=project_prlimit, lxd_dir="/var/lib/incus",
+                     comm="incusd", conf_root=run)
+    proc.add(6001, "systemd", ppid=6000, ns="pid:[600]", limit=(512 * KIB,), nspid=(6001, 1))
+    proc.add(6010, "vault", ppid=6001, ns="pid:[600]", limit=(512 * KIB,), nspid=(6010, 58))
+    return proc, run
+
+
+def test_incus_lxc_conf_in_its_run_directory(tmp_path):
+    """Incus keeps a guest's lxc.conf in /run/incus/NAME, not beside its lxc.log: what it gave at start is read
+    there, by the monitor's name (PROJECT_NAME outside the default project)."""
+    proc, run = incus_host(tmp_path, project_prlimit="262144")
+    api = FakeApi([api_instance("vault", project="vault", limits_kernel_memlock="262144")])
+    report = MemlockProbe(api, project="vault", endpoint=INCUS_ENDPOINT, proc_root=str(proc.root),
+                          lxc_conf_dirs={"incusd": str(run)}).run()
+    vault = report.instances[0]
+    assert (vault.project, vault.source, vault.pid1.host_pid) == ("vault", PROC, 6001)
+    assert (vault.lxd_at_start.source, vault.lxd_at_start.memlock.soft_bytes) == ("limits.kernel.memlock", 262144)
+    assert not vault.restart_required
+
+
+def test_incus_default_project_guest_started_on_the_old_daemon_limit(tmp_path):
+    proc, run = incus_host(tmp_path)
+    api = FakeApi([api_instance("vault")], outputs={"vault": NO_UNITS})
+    report = MemlockProbe(api, endpoint=INCUS_ENDPOINT, proc_root=str(proc.root),
+                          lxc_conf_dirs={"incusd": str(run)}).run()
+    vault = report.instances[0]
+    assert (vault.project, vault.pid1.host_pid) == ("default", 5001)
+    assert (vault.lxd_at_start.source, vault.lxd_at_start.memlock.soft_bytes) == ("the LXD daemon", 512 * KIB)
+    assert vault.lxd_now.memlock.soft_bytes == 6 * MIB
+    assert vault.restart_required
+
+
+def test_incus_run_directory_only_for_incus(tmp_path, host):
+    """The run directory is Incus's alone: an LXD daemon's lxc.conf is still read beside the guest's lxc.log."""
+    api = FakeApi([api_instance("g2", project="prod", limits_kernel_memlock="65536")])
+    report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root),
+                          lxc_conf_dirs={"incusd": str(tmp_path / "nowhere")}).run()
+    assert report.instances[0].lxd_at_start.source == "limits.kernel.memlock"
+
+
+def test_snap_lxd_guests_of_a_project(tmp_path):
+    """The snap's daemon (`lxd`, state under /var/snap/lxd/common/lxd) keeps lxc.conf beside lxc.log, as deb LXD does;
+    a guest of the project prod has the monitor prod_web."""
+    from _host_proc import HostProc
+
+    proc = HostProc(tmp_path / "proc")
+    proc.add(4885, "lxd", cmdline="lxd\0--logfile\0/var/snap/lxd/common/lxd/logs/lxd.log", limit=(4 * MIB,))
+    proc.add_monitor(7000, "prod_web", limit=(512 * KIB,), lxd_dir="/var/snap/lxd/common/lxd")
+    proc.add(7001, "systemd", ppid=7000, ns="pid:[700]", limit=(512 * KIB,), nspid=(7001, 1))
+    proc.add(7010, "vault", ppid=7001, ns="pid:[700]", limit=(512 * KIB,), nspid=(7010, 58))
+    # A deb LXD's guest of the same name on the same machine is not the snap's.
+    proc.add_monitor(8000, "web", limit=(4 * MIB,))
+    proc.add(8001, "systemd", ppid=8000, ns="pid:[800]", limit=(4 * MIB,), nspid=(8001, 1))
+    api = FakeApi([api_instance("web", project="prod")])
+    report = MemlockProbe(api, project="prod", endpoint="/var/snap/lxd/common/lxd/unix.socket",
+                          proc_root=str(proc.root)).run()
+    web = report.instances[0]
+    assert (web.source, web.pid1.host_pid, web.processes[0].host_pid) == (PROC, 7001, 7010)
+    assert (web.lxd_at_start.source, web.lxd_at_start.memlock.soft_bytes) == ("the LXD daemon", 512 * KIB)
+    assert (web.restart_required, web.verdict) == (True, "restart_pending")
+    assert web.message.endswith("after a restart it gets 4 MiB from the LXD daemon, so restart the guest to apply it")
