@@ -239,7 +239,9 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     FactsError,
     ProcDir,
+    asks_units,
     gather_machine,
+    units_to_ask,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import judge_machine
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_options import (
@@ -258,13 +260,16 @@ def main():
     except (OptionError, FactsError) as exc:
         module.fail_json(msg=str(exc))
     units = None
-    if not facts.processes and options.units:
-        # Only where no Vault process runs: its unit tells what its service gets, and why it died.
-        _rc, out, err = module.run_command(units_command(options.units))
+    asked = units_to_ask(facts, options.units)
+    if asks_units(facts) and asked:
+        # Where no Vault process runs, its unit tells what its service gets, and why it died; where one runs
+        # that locks nothing, its unit's MemorySwapMax counts.
+        _rc, out, err = module.run_command(units_command(asked))
         try:
-            units = parse_units(out, options.units)
+            units = parse_units(out, asked)
         except ValueError as exc:
-            module.fail_json(msg=f"units: asking systemd about {', '.join(options.units)} failed: {exc} {err}".strip())
+            if not facts.processes:
+                module.fail_json(msg=f"units: asking systemd about {', '.join(asked)} failed: {exc} {err}".strip())
     units, verdict = judge_machine("this machine", MACHINE, facts, units, options.process_names, options.units,
                                    options.required, units_not_asked="no units were named (units: [])")
     result = dataclasses.asdict(facts)
