@@ -79,7 +79,7 @@ def test_facts_without_process_or_unit_find_no_vault(run_module):
     pid1 = read_memlock_limit(1)
     assert (result["pid1"]["memlock"]["soft_bytes"], result["pid1"]["memlock"]["hard_bytes"]) == (pid1.soft, pid1.hard)
     assert result["pid1"]["host_pid"] is None
-    assert set(result["swap"]) == {"total_bytes", "areas"}
+    assert set(result["swap"]) == {"total_bytes", "areas", "hidden"}
     assert result["required"] is None
     facts = result["ansible_facts"]["vault_mlock_memlock"]
     assert facts == {key: result[key] for key in facts}
@@ -113,7 +113,8 @@ def test_facts_find_a_process_whose_limit_is_too_low(run_module, start_process):
     assert found["binary"].endswith("/" + name)
     assert result["verdict"] == "too_low"
     assert f"{name} (PID {pid}) may lock 4 KiB (ulimit -l 4) but needs its whole VmSize" in result["message"]
-    assert result["service"] == {"name": f"{name} (PID {pid})", "source": "process", "memlock": found["memlock"]}
+    assert result["service"] == {"name": f"{name} (PID {pid})", "source": "process", "memlock": found["memlock"],
+                                 "locks_memory": True}
     assert result["units"] == []  # a Vault process runs: systemd is not asked
 
 
