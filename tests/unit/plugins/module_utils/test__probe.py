@@ -276,8 +276,11 @@ def test_probe_judges_bao_on_the_host_swap_and_its_cgroups(host, monkeypatch, sw
     from the host, and on its unit's MemorySwapMax, asked of the guest's systemd; never on its memlock limit."""
     fs_root = host_cgroups(host, swap_max=swap_max, swaps=swaps)
     original = ProcDir.__init__
-    monkeypatch.setattr(ProcDir, "__init__", lambda self, *args, **kwargs: original(self, *args, fs_root=fs_root,
-                                                                                      **kwargs))
+
+    def with_fs_root(self, *args, **kwargs):
+        original(self, *args, fs_root=fs_root, **kwargs)
+
+    monkeypatch.setattr(ProcDir, "__init__", with_fs_root)
     api = FakeApi([api_instance("g2", project="prod", security_privileged="true")], outputs={"g2": BAO_UNITS})
     report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root)).run()
     g2 = report.instances[0]
@@ -406,3 +409,17 @@ def test_probe_with_a_daemon_of_another_machine(host):
     assert (report.daemon.local, report.daemon.memlock) == (False, None)
     assert report.instances[0].source == EXEC
     assert report.instances[0].verdict == "absent"
+
+
+def test_probe_reads_a_bao_inside_a_guest_it_cannot_see_from_the_host(host):
+    """A virtual machine's bao: read by the script inside it, which sees neither the host's swap nor its cgroups."""
+    api = FakeApi([api_instance("vm1", type_="virtual-machine")],
+                  outputs={"vm1": exec_output(8 * MIB, [(900, "bao", 8 * MIB, 211104532)], uid_map=PRIVILEGED_MAP,
+                                              units="@@900 cgroup\n0::/system.slice/openbao.service\n" + BAO_UNITS)})
+    vm1 = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root)).run().instances[0]
+    assert vm1.verdict == "unknown"
+    assert "whether the host has swap could not be read (the guest was read by a command run inside it" in vm1.message
+    assert "MemorySwapMax=0 is set for openbao.service but not enforced" in vm1.message
+    assert "LimitMEMLOCK" not in vm1.message
+    assert vm1.swap.hidden and vm1.processes[0].cgroup_swap is None
+    assert vm1.processes[0].unit == "openbao.service"

@@ -38,7 +38,6 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
     NOT_ENFORCED,
     PROTECTED,
     UNKNOWN,
-    human_size,
     judge_swap,
 )
 
