@@ -37,6 +37,8 @@ def _service(guest: dict) -> str:
     service = guest.get("service")
     if not service:
         return "-"
+    if service.get("locks_memory") is False:
+        return f"{service.get('name')}: no mlock"  # its verdict rests on swap, not on a limit
     return f"{service.get('name')}: {_limit(service.get('memlock'))}"
 
 
@@ -92,7 +94,8 @@ def memlock_table(probe) -> list:
 
 
 def memlock_failures(probe, verdicts=None) -> list:
-    """The sentences of the guests whose verdict says Vault cannot lock its memory, now or once it grows."""
+    """The sentences of the guests whose verdict says Vault's memory is not safe from swap: it cannot lock its
+    memory (now or once it grows), or it does not lock it and swap can take it."""
     failing = FAILING if verdicts is None else tuple(verdicts)
     return [str(guest.get("message", "")) for guest in _instances(probe, "memlock_failures")
             if guest.get("verdict") in failing]

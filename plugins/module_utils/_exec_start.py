@@ -119,6 +119,11 @@ def _config_values(args: Sequence[str]) -> Tuple[List[str], bool]:
     return values, dev
 
 
+def server_config_flags(args: Sequence[str]) -> Tuple[List[str], bool]:
+    """(-config values, whether -dev is given) of a running server's arguments (argv[1:])."""
+    return _config_values(args)
+
+
 def config_arguments(commands: Sequence[Command], unit: str) -> List[str]:
     """The -config values of the command that runs the server; fails clearly when there is none.
 

@@ -6,6 +6,8 @@
 
 """Vault's systemd units in a machine where no Vault process runs: their state, limit and last words.
 
+Also asked where a Vault process runs that locks nothing: its unit's MemorySwapMax then counts.
+
 ``UNITS_FUNCTION`` is a POSIX sh function that asks the machine's systemd about the units
 (``systemctl show``) and prints the journal's last lines of each loaded unit's last run in this boot:
 what the service itself logged from the first line of its last invocation on (PID 1's "Starting ..."),
@@ -37,7 +39,7 @@ JOURNAL_LINES = 40
 MLOCK_FAILURE_MARKERS = ("Failed to lock memory", "mlockall")
 
 UNIT_PROPERTIES = ("LoadState", "ActiveState", "SubState", "Result", "NRestarts", "InvocationID",
-                   "LimitMEMLOCK", "LimitMEMLOCKSoft", "ExecMainCode", "ExecMainStatus")
+                   "LimitMEMLOCK", "LimitMEMLOCKSoft", "ExecMainCode", "ExecMainStatus", "MemorySwapMax")
 
 # Sections start with "@@KIND NAME" lines; journal lines are prefixed with "| " so that no line a
 # service logged can pass for a section header.
@@ -104,6 +106,7 @@ class UnitFacts:
     journal: List[str] = field(default_factory=list)  # last lines of its last run
     mlock_failure: str = ""  # the journal line that says locking memory failed; '' when none does
     memlock: Optional[MemlockReport] = None  # what its service gets (systemd's clamping included)
+    memory_swap_max: Optional[str] = None  # MemorySwapMax as systemctl prints it ('0', 'infinity'); None: unknown
 
     @property
     def loaded(self) -> bool:
@@ -197,6 +200,7 @@ def parse_units(output: str, units: Sequence[str]) -> UnitsFacts:
             asked=_limit(values, "LimitMEMLOCK", "LimitMEMLOCKSoft"),
             journal=journal[-JOURNAL_LINES:],
             mlock_failure=mlock_failure_line(journal),
+            memory_swap_max=values.get("MemorySwapMax") or None,
         ))
     return UnitsFacts(True, _limit(manager, "DefaultLimitMEMLOCK", "DefaultLimitMEMLOCKSoft"), facts)
 

@@ -6,6 +6,10 @@
 
 """Memlock facts of one machine: PID 1's limit, the Vault processes, user namespace, swap.
 
+For a process that has locked nothing (VmLck 0: OpenBao, or Vault with mlock disabled) the facts
+also hold what its verdict rests on instead: its cgroup's memory.swap.max chain, its unit, and for
+Vault whether its configuration (the -config files of its command line) says disable_mlock.
+
 The facts are read through a *source* that offers a machine's /proc:
 
 - ``ProcDir`` reads a proc directory directly: ``/proc`` inside the machine itself, or the
@@ -39,11 +43,28 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
     parse_status,
     parse_swaps,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._config_syntax import ConfigError
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._exec_start import server_config_flags
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._safe_root import listdir_in_root, read_text_in_root
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, MemlockReport
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
+    CgroupSwap,
+    HostSwap,
+    gather_cgroup_swap,
+    swap_view_hidden,
+    unit_of_cgroup,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import (
+    DIRECTORY_SUFFIXES,
+    is_editor_backup,
+    read_config,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_server import looks_like_openbao
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import decode_xattr
 
 CAPABILITY_XATTR = "security.capability"
 DEFAULT_PROCESS_NAMES = ("vault", "bao")
+OPENBAO_UNITS = ("openbao.service", "bao.service")
 
 
 class FactsError(Exception):
@@ -64,6 +85,11 @@ class ProcessFacts:
     cap_ipc_lock_bounding: bool
     binary: str  # path inside the machine; '' when unreadable
     binary_capabilities: str  # getcap-like text of the binary's security.capability; '' when none
+    unit: str = ""  # the systemd service it runs in, from its cgroup; '' when none shows
+    # Only for a process with nothing locked (VmLck 0):
+    disable_mlock: Optional[bool] = None  # what its configuration says (Vault); None when unknown or unset
+    disable_mlock_source: str = ""  # where that was read: 'disable_mlock = true in /etc/vault.d/a.hcl', '-dev'
+    cgroup_swap: Optional[CgroupSwap] = None  # its cgroups' memory.swap.max; None when not read
 
 
 @dataclass(frozen=True)
@@ -77,6 +103,14 @@ class Pid1Facts:
 class SwapFacts:
     total_bytes: Optional[int]
     areas: List[SwapArea] = field(default_factory=list)
+    hidden: str = ""  # why these are not the host's own figures ('' when they are)
+
+    @property
+    def host(self) -> HostSwap:
+        """The host's swap as a verdict takes it: unknown where these figures are not the host's."""
+        if self.hidden:
+            return HostSwap(None)
+        return HostSwap(self.total_bytes, tuple(area.name for area in self.areas))
 
 
 @dataclass(frozen=True)
@@ -110,11 +144,13 @@ class ProcDir:
     """
 
     def __init__(self, root: str = "/proc", pid1: int = 1, pids: Optional[Iterable[int]] = None,
-                 host_view: bool = False) -> None:
+                 host_view: bool = False, fs_root: str = "/") -> None:
         self.root = root
         self.pid1 = pid1
         self._pids = None if pids is None else sorted(set(pids))
         self.host_view = host_view
+        self.fs_root = fs_root  # where the reader's mounts (its /sys/fs/cgroup) are read; '/' but in tests
+        self._mountinfo: Optional[str] = None
 
     def pids(self) -> List[int]:
         if self._pids is not None:
@@ -168,14 +204,41 @@ class ProcDir:
     def capabilities(self, pid: int) -> str:
         return binary_capabilities(self.capability_xattr(pid))
 
+    def mountinfo(self) -> str:
+        """The reader's own mounts (the LXD host's, or the machine's own): where its cgroups can be read."""
+        if self._mountinfo is None:
+            self._mountinfo = self.read("self", "mountinfo")
+        return self._mountinfo
+
+    def cgroup_swap(self, cgroup_text: str) -> Optional[CgroupSwap]:
+        try:
+            return gather_cgroup_swap(cgroup_text, self.mountinfo(), self.fs_root)
+        except OSError as exc:
+            return CgroupSwap(None, None, error=f"the mounts could not be read: {exc.strerror or exc}")
+
+    def config_root(self, pid: int) -> Optional[str]:
+        """The root the process sees its files in: the guest's through /proc/PID/root from the host."""
+        return os.path.join(self.root, str(pid), "root") if self.host_view else self.fs_root
+
+    def swap_hidden(self) -> str:
+        """Why this /proc's swap figures are not the host's own ('' when they are)."""
+        if self.host_view:
+            return ""
+        try:
+            return swap_view_hidden(self.mountinfo())
+        except OSError:
+            return ""
+
 
 # Runs in any guest with a POSIX sh (dash, busybox). Prints sections headed "@@PID NAME".
 # "@@self limits" is the exec'd shell's own limit: what the LXD daemon hands a new process now
 # (with limits.kernel.memlock as the guest started with it). $1 holds Vault's unit names, the
-# other arguments the process names; the units are asked about only when no process matched.
+# other arguments the process names; the units are asked about only when no process matched, or
+# when one has nothing locked (its unit's MemorySwapMax then counts).
 EXEC_SCRIPT = UNITS_FUNCTION + r"""
 units=$1; shift
 found=
+unlocked=
 echo "@@self limits"; cat /proc/$$/limits
 echo "@@1 uid_map"; cat /proc/1/uid_map
 echo "@@1 limits"; cat /proc/1/limits
@@ -191,6 +254,8 @@ for d in /proc/[0-9]*; do
     found=1
     echo "@@$p status"; cat "$d/status" 2>/dev/null
     echo "@@$p limits"; cat "$d/limits" 2>/dev/null
+    echo "@@$p cgroup"; cat "$d/cgroup" 2>/dev/null
+    grep -q '^VmLck:[[:space:]]*0 kB' "$d/status" 2>/dev/null && unlocked=1
     x=$(readlink "$d/exe" 2>/dev/null)
     echo "@@$p exe"; echo "$x"
     if command -v python3 >/dev/null 2>&1; then
@@ -206,7 +271,7 @@ except OSError:
     break
   done
 done
-[ -n "$found" ] || units_report "$units"
+if [ -z "$found" ] || [ -n "$unlocked" ]; then units_report "$units"; fi
 """
 
 
@@ -265,6 +330,15 @@ class ProcSnapshot:
         getcap = self._sections.get((str(pid), "getcap"), "").strip()
         return _strip_getcap_path(getcap, self.exe(pid))
 
+    def cgroup_swap(self, cgroup_text: str) -> Optional[CgroupSwap]:
+        return None  # the host's cgroup tree is not seen from inside the guest
+
+    def config_root(self, pid: int) -> Optional[str]:
+        return None  # the guest's files are not read through a command
+
+    def swap_hidden(self) -> str:
+        return "the guest was read by a command run inside it, where the host's swap cannot be seen"
+
     @property
     def exec_memlock(self) -> Optional[MemlockLimit]:
         """The limit of the exec'd shell itself (what the LXD daemon hands out now)."""
@@ -286,9 +360,60 @@ def _strip_getcap_path(line: str, path: str) -> str:
     return rest.strip()
 
 
+def read_disable_mlock(root: str, argv: Sequence[str]) -> Tuple[Optional[bool], str]:
+    """(disable_mlock, where it was read) for a Vault server with this command line, its files under ``root``.
+
+    The -config files and directories are read as the server merges them: the last setting wins.
+    (None, '') when no file sets it, or when a file cannot be read or parsed (then nothing is assumed).
+    Every path is opened inside ``root`` without following a link out of it.
+    """
+    paths, dev = server_config_flags(list(argv[1:]))
+    if dev:
+        return True, "it runs with -dev, which disables mlock"
+    value, source = None, ""
+    for path in paths:
+        if not path.startswith("/"):
+            return None, ""  # relative to its working directory
+        try:
+            files = [f"{path.rstrip('/')}/{name}" for name in listdir_in_root(root, path)
+                     if name.endswith(DIRECTORY_SUFFIXES) and not is_editor_backup(name)]
+        except NotADirectoryError:
+            files = [path]
+        except OSError:
+            return None, ""
+        for file in files:
+            try:
+                config = read_config(file, read_text_in_root(root, file))
+            except IsADirectoryError:
+                continue
+            except (OSError, ConfigError):
+                return None, ""
+            if config.settings:
+                value, source = config.disable_mlock, f"disable_mlock = {config.settings[-1].text} in {file}"
+    return (value, source) if value is not None else (None, "")
+
+
+def _unlocked_facts(source, pid: int, name: str, cgroup_text: str) -> dict:
+    """What a process with nothing locked is judged on: its cgroups' swap limits, and Vault's configuration."""
+    facts = dict(cgroup_swap=source.cgroup_swap(cgroup_text))
+    root = source.config_root(pid)
+    if name == "vault" and root is not None:
+        try:
+            argv = source.read(pid, "cmdline").split("\0")
+        except OSError:
+            argv = []
+        facts["disable_mlock"], facts["disable_mlock_source"] = read_disable_mlock(root, argv) if argv else (None, "")
+    return facts
+
+
 def _process_facts(source, pid: int, pid_level: int) -> ProcessFacts:
     status = parse_status(source.read(pid, "status"))
     memlock = parse_memlock_limit(source.read(pid, "limits"))
+    try:
+        cgroup_text = source.read(pid, "cgroup")
+    except OSError:
+        cgroup_text = ""
+    unlocked = _unlocked_facts(source, pid, status.name, cgroup_text) if status.vmlck_bytes == 0 else {}
     # NSpid lists the PID from the reader's namespace inwards; the machine's own
     # number sits at the depth of its PID 1.
     own_pid = status.nspid[pid_level] if len(status.nspid) > pid_level else status.innermost_pid
@@ -303,6 +428,8 @@ def _process_facts(source, pid: int, pid_level: int) -> ProcessFacts:
         cap_ipc_lock_bounding=has_capability(status.cap_bounding, CAP_IPC_LOCK),
         binary=source.exe(pid),
         binary_capabilities=source.capabilities(pid),
+        unit=unit_of_cgroup(cgroup_text),
+        **unlocked,
     )
 
 
@@ -315,7 +442,41 @@ def gather_swap(source) -> SwapFacts:
         areas = parse_swaps(source.read_global("swaps"))
     except OSError:
         areas = []
-    return SwapFacts(total, areas)
+    return SwapFacts(total, areas, source.swap_hidden())
+
+
+def is_openbao(process: ProcessFacts) -> bool:
+    """OpenBao's bao, by its name, its binary's name or its unit."""
+    return looks_like_openbao(process.name, process.binary) or process.unit in OPENBAO_UNITS
+
+
+def lock_exemption(process: ProcessFacts) -> str:
+    """Why the process does not lock its memory at all; '' when it does, or may.
+
+    OpenBao never does. Vault does not when its configuration says disable_mlock = true (or it runs
+    with -dev), which its VmLck of 0 confirms: a Vault that locks has VmLck above 0, and one whose
+    mlockall failed has exited. Any other process with nothing locked is judged on its limit.
+    """
+    if is_openbao(process):
+        return "OpenBao removed mlock in 2.0"
+    if process.vmlck_bytes == 0 and process.disable_mlock:
+        return process.disable_mlock_source or "its configuration says disable_mlock = true"
+    return ""
+
+
+def asks_units(facts: MachineFacts) -> bool:
+    """Whether the machine's systemd must be asked about Vault's units: no process runs, or one does not lock
+    its memory (its unit's MemorySwapMax then counts)."""
+    return not facts.processes or any(lock_exemption(process) for process in facts.processes)
+
+
+def units_to_ask(facts: MachineFacts, units: Sequence[str]) -> List[str]:
+    """``units``, and the unit of every process that does not lock its memory, where not among them."""
+    asked = list(units)
+    for process in facts.processes:
+        if lock_exemption(process) and process.unit and process.unit not in asked:
+            asked.append(process.unit)
+    return asked
 
 
 def gather_machine(source, process_names: Sequence[str] = DEFAULT_PROCESS_NAMES,

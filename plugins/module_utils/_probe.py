@@ -10,7 +10,10 @@
 - On the member that runs the probe, one scan of /proc (_host_scan) finds each guest's init,
   its monitor and its Vault processes; their limits are read through the host's /proc, and what
   LXD gave the guest at its start is read from its monitor.
-- Where no Vault process runs, one command inside the guest asks its systemd about Vault's units.
+- Where no Vault process runs, or one runs that locks nothing (OpenBao; Vault with disable_mlock),
+  one command inside the guest asks its systemd about Vault's units (for the latter: its
+  MemorySwapMax). Such a process is judged on swap: the host's /proc/swaps and its cgroups'
+  memory.swap.max, read from the host (_swap).
 - Every other guest (remote endpoint, other cluster member, virtual machine) is read by one
   command inside it that does both. That command's shell inherits its LXD daemon's limit as it is
   now: so another cluster member's daemon limit is learnt from its guests.
@@ -45,8 +48,10 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     FactsError,
     ProcDir,
     ProcSnapshot,
+    asks_units,
     exec_command,
     gather_machine,
+    units_to_ask,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import (
     CONTAINER,
@@ -124,7 +129,7 @@ class MemlockProbe:
         init = scan.inits[name]
         source = ProcDir(self.proc_root, pid1=init, pids=scan.processes.get(init, []), host_view=True)
         try:
-            facts = gather_machine(source, self.process_names)
+            facts = gather_machine(source, self.process_names, with_swap=True)
         except FactsError as exc:
             return Gathered(source=PROC, error=f"{exc} (the guest may have stopped meanwhile)")
         monitor = scan.monitors[name]
@@ -151,23 +156,26 @@ class MemlockProbe:
             return Gathered(source=EXEC, error=detail)
         try:
             snapshot = ProcSnapshot.parse(stdout)
-            facts = gather_machine(snapshot, self.process_names)
+            facts = gather_machine(snapshot, self.process_names, with_swap=True)
         except FactsError as exc:
             return Gathered(source=EXEC, error=f"reading /proc inside the guest failed: {exc}{detail}")
         gathered = Gathered(source=EXEC, facts=facts, exec_memlock=snapshot.exec_memlock)
-        return self._with_units(gathered, stdout, detail) if not facts.processes else gathered
+        return self._with_units(gathered, stdout, detail, self.units) if asks_units(facts) else gathered
 
-    def _units_answer(self, found: Gathered, result) -> Gathered:
+    def _units_answer(self, found: Gathered, result, units: Sequence[str]) -> Gathered:
         stdout, detail = self._output(result)
         if stdout is None:
-            return found.but(error=detail)
-        return self._with_units(found, stdout, detail)
+            # A running process is judged without its unit; only where none runs is the unit the verdict.
+            return found if found.facts.processes else found.but(error=detail)
+        return self._with_units(found, stdout, detail, units)
 
-    def _with_units(self, gathered: Gathered, stdout: str, detail: str) -> Gathered:
+    def _with_units(self, gathered: Gathered, stdout: str, detail: str, units: Sequence[str]) -> Gathered:
         try:
-            return gathered.but(units=parse_units(stdout, self.units))
+            return gathered.but(units=parse_units(stdout, units))
         except ValueError as exc:
-            return gathered.but(error=f"asking the guest's systemd about {', '.join(self.units)} failed: {exc}"
+            if gathered.facts is not None and gathered.facts.processes:
+                return gathered
+            return gathered.but(error=f"asking the guest's systemd about {', '.join(units)} failed: {exc}"
                                       f"{detail}")
 
     # --- the whole project -------------------------------------------------------------------
@@ -185,14 +193,16 @@ class MemlockProbe:
                 continue
             if self._shows_locally(record, daemon, scan):
                 found = gathered[name] = self._through_proc(record.monitor_name, scan)
-                if found.facts is not None and not found.facts.processes:
+                if found.facts is not None and asks_units(found.facts):
+                    units = units_to_ask(found.facts, self.units)
                     if self.method == PROC:
                         gathered[name] = found.but(units_not_asked="with method=proc no guest's systemd is asked")
                     elif record.status == FROZEN:
                         gathered[name] = found.but(units_not_asked="it is frozen, so its systemd cannot be asked")
-                    elif self.units:
-                        jobs.append((name, units_command(self.units),
-                                     lambda result, found=found: self._units_answer(found, result)))
+                    elif units:
+                        jobs.append((name, units_command(units),
+                                     lambda result, found=found, units=units: self._units_answer(found, result,
+                                                                                                 units)))
             elif self.method == PROC:
                 gathered[name] = Gathered(error="its processes do not show in this host's /proc "
                                                 "(another cluster member, a virtual machine or a remote daemon); "

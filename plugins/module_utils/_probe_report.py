@@ -33,8 +33,10 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     MachineFacts,
     Pid1Facts,
     ProcessFacts,
+    SwapFacts,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._service_limits import service_after_start
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import HostSwap
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
     MemlockLimit,
     MemlockReport,
@@ -145,6 +147,7 @@ class InstanceReport:
     processes: List[ProcessFacts]
     units: List[UnitFacts]
     service: Optional[ServiceFacts]  # what Vault's service gets: the figure the verdict rests on
+    swap: Optional[SwapFacts]  # the host's swap, as read for servers that lock nothing; None when not read
     restart_required: bool
     restart_reason: str
     verdict: str
@@ -183,7 +186,10 @@ def judge_machine(subject: str, kind: str, facts: MachineFacts, units: Optional[
     pid1 = facts.pid1.memlock.limit
     if units is not None:
         units = with_service_limits(units, pid1, raise_ok)
+    swap = facts.swap
     verdict = judge(VerdictFacts(
+        host_swap=swap.host if swap is not None else HostSwap(None),
+        host_swap_hidden=swap.hidden if swap is not None else "the host's swap was not read",
         subject=subject,
         kind=kind,
         in_user_namespace=facts.in_user_namespace,
@@ -277,7 +283,7 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
         return InstanceReport(
             name=name, project=project, type="", status="", location="", privileged=None,
             limits_kernel_memlock=None, source=None, in_user_namespace=None, lxd_at_start=None, lxd_now=None,
-            pid1=None, processes=[], units=[], service=None, restart_required=False,
+            pid1=None, processes=[], units=[], service=None, swap=None, restart_required=False,
             restart_reason="no such instance", verdict=ERROR,
             message=f"guest {name}: no such instance in project {project!r}")
     gathered = gathered or Gathered()
@@ -315,6 +321,7 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
         processes=list(facts.processes) if facts else [],
         units=list(units.units) if units is not None else [],
         service=verdict.service,
+        swap=facts.swap if facts else None,
         restart_required=restart,
         restart_reason=reason,
         verdict=verdict.verdict,

@@ -4,7 +4,7 @@
 
 # Note that this module util is **PRIVATE** to the collection. It can change at any time.
 
-"""Can swap take the memory of a server that does not lock it? One judgement and one sentence.
+"""Can swap take the memory of a server that does not lock it? The facts: host swap and cgroup limits.
 
 OpenBao never locks its memory, nor does Vault with ``disable_mlock = true``. Their secrets stay
 out of swap only when the host has no swap, or when the kernel refuses swap to their cgroup:
@@ -13,7 +13,7 @@ out of swap only when the host has no swap, or when the kernel refuses swap to t
 where no ``memory.swap.max`` exists (the guest was given no memory controller, or the memory
 controller lives on cgroup v1): then nothing enforces it.
 
-Parsing and judging are pure. gather_cgroup_swap() reads one cgroup chain through a proc
+Parsing is pure; _verdicts judges (judge_swap). gather_cgroup_swap() reads one cgroup chain through a proc
 directory and the file systems its mountinfo names, every path taken inside a root with
 _safe_root, so that reading a guest's files from the host never follows the guest's symlinks.
 """
@@ -27,18 +27,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import parse_meminfo_swap_total, parse_swaps
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._safe_root import read_text_in_root
 
-PROTECTED = "protected"
-NOT_ENFORCED = "not_enforced"
-EXPOSED = "exposed"
-UNKNOWN = "unknown"
-JUDGEMENTS = (PROTECTED, NOT_ENFORCED, EXPOSED, UNKNOWN)
-
 CGROUP_V2 = "v2"
 CGROUP_V1 = "v1"
 SWAP_MAX_FILE = "memory.swap.max"
 V1_FILES = ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes", "memory.swappiness")
-
-_UNITS = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
 # --- the host's swap --------------------------------------------------------------------------
@@ -277,88 +269,34 @@ def gather_cgroup_swap(cgroup_text: str, mountinfo_text: str, fs_root: str = "/"
     return CgroupSwap(CGROUP_V2, membership.unified, tuple(chain))
 
 
-# --- the judgement ----------------------------------------------------------------------------
+# --- which unit, and whose swap ---------------------------------------------------------------
 
 
-def human_bytes(size: int) -> str:
-    """'2 GiB', '512 MiB', '100 bytes': sizes in sentences, rounded down to tenths."""
-    if size < 1024:
-        return f"{size} bytes"
-    power = 1
-    while power < len(_UNITS) and size >= 1024 ** (power + 1):
-        power += 1
-    tenths = size * 10 // 1024 ** power
-    number = f"{tenths // 10}" if tenths % 10 == 0 else f"{tenths // 10}.{tenths % 10}"
-    return f"{number} {_UNITS[power - 1]}"
+def unit_of_cgroup(cgroup_text: str) -> str:
+    """The systemd service a process runs in, from its /proc/PID/cgroup ('' when none shows).
 
-
-def parse_configured_swap_max(value: Optional[str]) -> Tuple[bool, Optional[bool]]:
-    """(known, zero) from systemd's MemorySwapMax property ('0', 'infinity', bytes, or None: unknown)."""
-    if value is None:
-        return False, None
-    text = str(value).strip()
-    if text in ("", "infinity"):
-        return True, False
-    return True, text == "0"
-
-
-@dataclass(frozen=True)
-class SwapJudgement:
-    judgement: str  # PROTECTED, NOT_ENFORCED, EXPOSED or UNKNOWN
-    sentence: str
-
-
-REMEDY = ("turn swap off on the host (swapoff -a, and remove it from /etc/fstab), or encrypt it, or run the "
-          "guest on a cgroup v2 host with the memory controller and MemorySwapMax=0 for the service "
-          "(or limits.memory.swap=false for the guest)")
-
-
-def _why_not_enforced(cgroup: CgroupSwap) -> str:
-    if cgroup.version == CGROUP_V1:
-        return (f"its memory cgroup {cgroup.cgroup} is on cgroup v1, where systemd's MemorySwapMax= does nothing "
-                "and memory.swap.max does not exist")
-    if cgroup.version == CGROUP_V2:
-        return (f"no {SWAP_MAX_FILE} exists for {cgroup.cgroup} or any cgroup above it that can be seen: "
-                "the memory controller is not enabled there")
-    return cgroup.error or "its cgroup could not be read"
-
-
-def judge_swap(who: str, host: HostSwap, cgroup: CgroupSwap, configured_swap_max: Optional[str] = None,
-               unit: str = "") -> SwapJudgement:
-    """Whether swap can take the memory of ``who`` (a process that does not lock its memory).
-
-    ``configured_swap_max`` is systemd's MemorySwapMax for ``unit`` as `systemctl show` prints
-    it ('0', 'infinity'), or None when unknown.
+    The unified path is read first, else systemd's own v1 hierarchy (name=systemd): the last
+    part that names a service ('/lxc.payload.g1/system.slice/openbao.service' -> 'openbao.service').
     """
-    service = unit or "its service"
-    known, configured_zero = parse_configured_swap_max(configured_swap_max)
-    enforced = cgroup.enforced_by
-    unenforced_note = ""
-    if configured_zero and enforced is None:
-        unenforced_note = (f"; MemorySwapMax=0 is set for {service} but not enforced ({_why_not_enforced(cgroup)}), "
-                           "so it will not help once the host has swap")
-    if host.known and not host.present:
-        return SwapJudgement(PROTECTED, f"{who}: the host has no swap, so none of its memory can be written to swap"
-                             + unenforced_note)
-    swap_text = f"the host's {human_bytes(host.total_bytes)} of swap" if host.known else "swap"
-    if enforced is not None:
-        where = "its own cgroup" if enforced.cgroup == cgroup.cgroup else f"the cgroup {enforced.cgroup} above it"
-        return SwapJudgement(PROTECTED, f"{who}: {SWAP_MAX_FILE} is 0 for {where}, so the kernel keeps its memory "
-                             f"out of {swap_text}")
-    if not host.known:
-        return SwapJudgement(UNKNOWN, f"{who}: whether the host has swap could not be read, and nothing in its "
-                             f"cgroup keeps its memory out of swap ({_why_not_enforced(cgroup)}); check the host "
-                             "with `swapon --show`" + (f"; MemorySwapMax=0 is set for {service} but not enforced"
-                                                       if configured_zero else ""))
-    if configured_zero:
-        return SwapJudgement(NOT_ENFORCED, f"{who}: MemorySwapMax=0 is set for {service} but nothing enforces it "
-                             f"({_why_not_enforced(cgroup)}), so its memory can go to {swap_text}; {REMEDY}")
-    if cgroup.controls_swap:
-        limit = cgroup.effective_swap_max
-        allowed = "any amount of" if limit is None else f"up to {human_bytes(limit)} of"
-        return SwapJudgement(EXPOSED, f"{who}: {SWAP_MAX_FILE} lets it use {allowed} {swap_text}: set "
-                             f"MemorySwapMax=0 for {service} (vault_mlock.lxd.vault_guest does with "
-                             "vault_guest_no_swap) and restart it")
-    setting = "" if known else ", and whether MemorySwapMax=0 is set is unknown"
-    return SwapJudgement(EXPOSED, f"{who}: nothing keeps its memory out of {swap_text} "
-                         f"({_why_not_enforced(cgroup)}{setting}); {REMEDY}")
+    membership = parse_proc_cgroup(cgroup_text)
+    for path in (membership.unified, membership.v1.get("name=systemd")):
+        for part in reversed((path or "").split("/")):
+            if part.endswith(".service"):
+                return part
+    return ""
+
+
+SWAP_FILES = ("/proc/swaps", "/proc/meminfo")
+
+
+def swap_view_hidden(mountinfo_text: str) -> str:
+    """Why /proc/swaps or /proc/meminfo do not show the kernel's own swap here ('' when they do).
+
+    Inside a guest LXCFS mounts its own files over them, computed from the guest's cgroup: they then
+    tell what the guest may use as LXCFS sees it, not whether the host has swap.
+    """
+    for mount in parse_mountinfo(mountinfo_text):
+        if mount.mount_point in SWAP_FILES:
+            return (f"{mount.mount_point} is a {mount.fstype} mount here (LXCFS's view of this guest), not the "
+                    "host's own")
+    return ""

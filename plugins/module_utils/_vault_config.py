@@ -41,7 +41,7 @@ DIRECTORY_SUFFIXES = (".hcl", ".json")
 # --- which files the server reads -------------------------------------------------------------
 
 
-def _is_editor_backup(name: str) -> bool:
+def is_editor_backup(name: str) -> bool:
     # The server skips these in a configuration directory (vim and emacs files).
     return name.endswith("~") or name.startswith(".#") or (name.startswith("#") and name.endswith("#"))
 
@@ -61,7 +61,7 @@ def config_files(paths: Sequence[str], root: str = "/", option: str = "config") 
                 raise ConfigError(f"{option}: cannot list {path}: {exc.strerror or exc}") from None
             for name in names:
                 entry = os.path.join(full, name)
-                if (name.endswith(DIRECTORY_SUFFIXES) and not _is_editor_backup(name)
+                if (name.endswith(DIRECTORY_SUFFIXES) and not is_editor_backup(name)
                         and not os.path.isdir(entry)):
                     files.append(os.path.join(path, name))
         elif os.path.lexists(full):

@@ -15,6 +15,13 @@ under its RLIMIT_MEMLOCK soft limit, or when it holds CAP_IPC_LOCK in the initia
 mlock_future_ok): a finite limit that fits today kills Vault on the day it grows past it. So
 ``ok`` means safe: no limit, a capability that counts, or a limit that covers the size the
 operator stated as ``required``. A finite limit without a stated size is ``finite_limit``.
+
+A server that does not lock its memory at all (OpenBao, which removed mlock in 2.0; Vault whose
+configuration says disable_mlock = true, or -dev) needs no memlock limit: its verdict rests on
+swap instead (judge_swap). ``protected``: no swap can take its memory (the host has none, or
+memory.swap.max is 0 for its cgroup or one above); ``not_enforced``: its unit sets
+MemorySwapMax=0 but nothing enforces it and the host has swap; ``exposed``: the host has swap and
+nothing keeps the server out of it; ``unknown``: the host's swap cannot be seen from here.
 """
 
 from __future__ import annotations
@@ -27,13 +34,24 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
     UnitFacts,
     UnitsFacts,
 )
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import DEFAULT_PROCESS_NAMES, ProcessFacts
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
+    DEFAULT_PROCESS_NAMES,
+    ProcessFacts,
+    lock_exemption,
+)
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
     MemlockLimit,
     MemlockReport,
     Size,
     covers,
     format_ulimit,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
+    CGROUP_V1,
+    CGROUP_V2,
+    SWAP_MAX_FILE,
+    CgroupSwap,
+    HostSwap,
 )
 
 OK = "ok"
@@ -44,11 +62,19 @@ NOT_RUNNING = "not_running"
 ABSENT = "absent"
 UNKNOWN = "unknown"
 ERROR = "error"
+# For a server that does not lock its memory: what keeps it out of swap.
+PROTECTED = "protected"
+NOT_ENFORCED = "not_enforced"
+EXPOSED = "exposed"
 
 # Worst first: the order in which one verdict outweighs another.
-VERDICTS = (ERROR, TOO_LOW, RESTART_PENDING, FINITE_LIMIT, UNKNOWN, NOT_RUNNING, ABSENT, OK)
-# Verdicts that say Vault cannot (or one day will not) lock its memory.
-FAILING = (ERROR, TOO_LOW, RESTART_PENDING, FINITE_LIMIT)
+VERDICTS = (ERROR, TOO_LOW, NOT_ENFORCED, EXPOSED, RESTART_PENDING, FINITE_LIMIT, UNKNOWN, NOT_RUNNING, ABSENT,
+            PROTECTED, OK)
+# Verdicts that say Vault's secrets are not safe from swap: it cannot (or one day will not) lock its
+# memory, or it does not lock it and swap can take it.
+FAILING = (ERROR, TOO_LOW, NOT_ENFORCED, EXPOSED, RESTART_PENDING, FINITE_LIMIT)
+# The verdicts judge_swap gives.
+SWAP_VERDICTS = (PROTECTED, NOT_ENFORCED, EXPOSED, UNKNOWN)
 
 CONTAINER = "container"
 VIRTUAL_MACHINE = "virtual-machine"
@@ -72,6 +98,7 @@ class ServiceFacts:
     name: str  # 'vault (PID 58)' or 'vault.service'
     source: str  # 'process' (its own /proc limits) or 'unit' (what systemd gives it)
     memlock: Optional[MemlockReport]
+    locks_memory: bool = True  # False: the verdict rests on swap, not on this limit
 
 
 @dataclass(frozen=True)
@@ -103,6 +130,9 @@ class VerdictFacts:
     after_start_source: str = ""  # "limits.kernel.memlock" or "the LXD daemon"
     limits_kernel_memlock: Optional[MemlockLimit] = None  # None when unset
     daemon_memlock: Optional[MemlockLimit] = None  # the LXD daemon's current limit, if known
+    # The host's swap, for servers that do not lock their memory; total None when it cannot be seen.
+    host_swap: HostSwap = HostSwap(None)
+    host_swap_hidden: str = ""  # why the host's swap cannot be seen from where the facts were read
 
     @property
     def running(self) -> bool:
@@ -237,16 +267,121 @@ def _finite(facts: VerdictFacts, lead: str, limit: Size, name: str) -> Tuple[str
     return _short(facts, f"{lead}, below the required {need_size(required.size)}", required.size, name, limit)
 
 
+# --- servers that do not lock their memory: swap ---------------------------------------------
+
+
+def parse_configured_swap_max(value: Optional[str]) -> Tuple[bool, Optional[bool]]:
+    """(known, zero) from systemd's MemorySwapMax property ('0', 'infinity', bytes, or None: unknown)."""
+    if value is None:
+        return False, None
+    text = str(value).strip()
+    if text in ("", "infinity"):
+        return True, False
+    return True, text == "0"
+
+
+@dataclass(frozen=True)
+class SwapJudgement:
+    verdict: str  # PROTECTED, NOT_ENFORCED, EXPOSED or UNKNOWN
+    body: str  # what was found and what to do, without the process's name
+    sentence: str  # '<who>: <body>'
+
+
+SWAP_REMEDY = ("turn swap off on the host (swapoff -a, and remove it from /etc/fstab), or encrypt it, or run the "
+               "guest on a cgroup v2 host with the memory controller and MemorySwapMax=0 for the service "
+               "(or limits.memory.swap=false for the guest)")
+
+
+def _why_not_enforced(cgroup: CgroupSwap) -> str:
+    if cgroup.version == CGROUP_V1:
+        return (f"its memory cgroup {cgroup.cgroup} is on cgroup v1, where systemd's MemorySwapMax= does nothing "
+                f"and {SWAP_MAX_FILE} does not exist")
+    if cgroup.version == CGROUP_V2:
+        return (f"no {SWAP_MAX_FILE} exists for {cgroup.cgroup} or any cgroup above it that can be seen: "
+                "the memory controller is not enabled there")
+    return cgroup.error or "its cgroup could not be read"
+
+
+def _swap_body(host: HostSwap, cgroup: CgroupSwap, configured_swap_max: Optional[str], service: str,
+               host_hidden: str) -> Tuple[str, str]:
+    known, configured_zero = parse_configured_swap_max(configured_swap_max)
+    enforced = cgroup.enforced_by
+    if host.known and not host.present:
+        body = "the host has no swap, so none of its memory can be written to swap"
+        if configured_zero and enforced is None:
+            body += (f"; MemorySwapMax=0 is set for {service} but not enforced ({_why_not_enforced(cgroup)}), "
+                     "so it will not help once the host has swap")
+        return PROTECTED, body
+    swap_text = f"the host's {human_size(host.total_bytes)} of swap" if host.known else "swap"
+    if enforced is not None:
+        where = "its own cgroup" if enforced.cgroup == cgroup.cgroup else f"the cgroup {enforced.cgroup} above it"
+        return PROTECTED, f"{SWAP_MAX_FILE} is 0 for {where}, so the kernel keeps its memory out of {swap_text}"
+    if not host.known:
+        seen = f" ({host_hidden})" if host_hidden else ""
+        return UNKNOWN, (f"whether the host has swap could not be read{seen}, and nothing in its cgroup keeps its "
+                         f"memory out of swap ({_why_not_enforced(cgroup)}); check the host with `swapon --show`, "
+                         "or run vault_mlock.lxd.memlock_probe on the LXD host"
+                         + (f"; MemorySwapMax=0 is set for {service} but not enforced" if configured_zero else ""))
+    if cgroup.controls_swap:
+        limit = cgroup.effective_swap_max
+        allowed = "any amount of" if limit is None else f"up to {human_size(limit)} of"
+        if configured_zero:
+            # Set after the service started: systemd writes memory.swap.max when it starts the service.
+            return NOT_ENFORCED, (f"MemorySwapMax=0 is set for {service}, yet {SWAP_MAX_FILE} lets it use {allowed} "
+                                  f"{swap_text}: restart {service} so that systemd writes it")
+        return EXPOSED, (f"{SWAP_MAX_FILE} lets it use {allowed} {swap_text}: set MemorySwapMax=0 for {service} "
+                         "(vault_mlock.lxd.vault_guest does with vault_guest_no_swap) and restart it")
+    if configured_zero:
+        return NOT_ENFORCED, (f"MemorySwapMax=0 is set for {service} but nothing enforces it "
+                              f"({_why_not_enforced(cgroup)}), so its memory can go to {swap_text}; {SWAP_REMEDY}")
+    setting = "" if known else ", and whether MemorySwapMax=0 is set is unknown"
+    return EXPOSED, f"nothing keeps its memory out of {swap_text} ({_why_not_enforced(cgroup)}{setting}); {SWAP_REMEDY}"
+
+
+def judge_swap(who: str, host: HostSwap, cgroup: CgroupSwap, configured_swap_max: Optional[str] = None,
+               unit: str = "", host_hidden: str = "") -> SwapJudgement:
+    """Whether swap can take the memory of ``who`` (a process that does not lock its memory).
+
+    ``configured_swap_max`` is systemd's MemorySwapMax for ``unit`` as `systemctl show` prints
+    it ('0', 'infinity'), or None when unknown. ``host_hidden`` says why the host's swap cannot be
+    seen, when ``host`` is unknown.
+    """
+    verdict, body = _swap_body(host, cgroup, configured_swap_max, unit or "its service", host_hidden)
+    return SwapJudgement(verdict, body, f"{who}: {body}")
+
+
+def _configured_swap_max(facts: VerdictFacts, unit: str) -> Optional[str]:
+    if facts.units is None or not unit:
+        return None
+    for known in facts.units.loaded:
+        if known.name == unit:
+            return known.memory_swap_max
+    return None
+
+
+def judge_not_locking(facts: VerdictFacts, process: ProcessFacts, why: str) -> Verdict:
+    """The verdict on a process that does not lock its memory: swap, never its memlock limit."""
+    who = f"{process.name} (PID {process.pid})"
+    cgroup = process.cgroup_swap or CgroupSwap(None, None, error="its cgroup was not read from the LXD host")
+    judged = judge_swap(who, facts.host_swap, cgroup, _configured_swap_max(facts, process.unit), process.unit,
+                        facts.host_swap_hidden)
+    message = f"{facts.subject}: {who} does not lock its memory ({why}), so it needs no memlock limit; {judged.body}"
+    return Verdict(judged.verdict, message, ServiceFacts(who, "process", process.memlock, locks_memory=False))
+
+
 def judge_process(facts: VerdictFacts, process: ProcessFacts) -> Verdict:
     subject, name = facts.subject, process.name
+    why = lock_exemption(process)
+    if why:
+        return judge_not_locking(facts, process, why)
     who = f"{name} (PID {process.pid})"
     service = ServiceFacts(who, "process", process.memlock)
     if process.cap_ipc_lock_effective and facts.in_user_namespace is False:
         return Verdict(OK, f"{subject}: {who} holds CAP_IPC_LOCK outside any user namespace, so its memlock "
                            "limit does not bind it", service)
     limit = process.memlock.soft_bytes
-    # A process that locked nothing (disable_mlock, or a failed mlockall it shrugged off) is judged on
-    # its limit like the others; the sentence says so.
+    # A process that locked nothing for another reason (a failed mlockall it shrugged off, a Vault whose
+    # configuration could not be read) is judged on its limit like the others; the sentence says so.
     nothing = ", and has nothing locked (VmLck 0)" if process.vmlck_bytes == 0 else ""
     need, need_text = _need(facts, process.vmsize_bytes)
     if not covers(limit, process.vmsize_bytes) or not covers(limit, need):

@@ -19,13 +19,22 @@ description:
     there can mislead.
   - Inside a guest it cannot see the LXD daemon, so it cannot tell what LXD gave the guest at its start or whether
     a restart would help; run M(vault_mlock.lxd.memlock_probe) on the LXD host for that.
+  - A server that does not lock its memory (OpenBao's C(bao) always; Vault with C(VmLck) 0 whose configuration says
+    C(disable_mlock = true), or C(-dev)) is judged on swap, as M(vault_mlock.lxd.memlock_probe) judges it, never on its
+    memlock limit - from what can be seen here. C(memory.swap.max) is read up the process's cgroup chain as far as
+    this machine's cgroup namespace shows it (in a guest, up to the guest's own cgroup, not the cgroups above it).
+    The host's swap is read from C(/proc/swaps) and C(/proc/meminfo), unless LXCFS mounts its own files there (as in
+    most LXD guests), they then show the guest's view, so whether the host has swap is unknown here and the verdict
+    is V(unknown), unless a cgroup forbids swap. RV(swap.hidden) says so; M(vault_mlock.lxd.memlock_probe) on the
+    LXD host sees both.
   - The result is also set as the fact C(vault_mlock_memlock).
 author:
   - vault_mlock.lxd maintainers (@vault-mlock)
 options: {}
 notes:
-  - Verdicts are V(ok), V(finite_limit), V(too_low), V(absent), V(unknown) and V(error), as
-    M(vault_mlock.lxd.memlock_probe) gives them. V(restart_pending) and V(not_running) come only from there.
+  - Verdicts are V(ok), V(finite_limit), V(too_low), V(absent), V(unknown) and V(error), and for a server that does
+    not lock its memory V(protected), V(not_enforced) and V(exposed), as M(vault_mlock.lxd.memlock_probe) gives them.
+    V(restart_pending) and V(not_running) come only from there.
   - C(CAP_IPC_LOCK) in a process's effective set lifts the limit only outside a user namespace (a privileged
     guest or a plain host).
 seealso:
@@ -46,7 +55,7 @@ EXAMPLES = r"""
 
 - name: Stop when Vault cannot lock its memory, now or once it grows
   ansible.builtin.assert:
-    that: memlock.verdict in ['ok', 'absent']
+    that: memlock.verdict in ['ok', 'protected', 'absent']
     fail_msg: "{{ memlock.message }}"
 
 - name: Judge Vault's unit against the most it may ever lock, while it does not run
@@ -128,11 +137,28 @@ processes:
       description: The executable's file capabilities as C(getcap) prints them; empty when it has none.
       type: str
       sample: cap_ipc_lock=ep
+    unit:
+      description: The systemd service it runs in, from its cgroup; empty when none shows.
+      type: str
+      sample: openbao.service
+    disable_mlock:
+      description: For a C(vault) with nothing locked, what its C(-config) files say about C(disable_mlock) (V(true)
+        for C(-dev)); V(null) when unset, unreadable, or for any other process.
+      type: bool
+    disable_mlock_source:
+      description: Where RV(processes[].disable_mlock) was read; empty when it was not.
+      type: str
+      sample: disable_mlock = true in /etc/vault.d/10-storage.hcl
+    cgroup_swap:
+      description:
+        - For a process with nothing locked, its cgroups' swap limits as far as this machine shows them, in the same
+          form as C(instances[].processes[].cgroup_swap) of M(vault_mlock.lxd.memlock_probe); V(null) for any other.
+      type: dict
 units:
   returned: success
   description:
-    - Vault's units (O(units)) as this machine's systemd tells them; asked only where no Vault process runs, so
-      empty otherwise.
+    - Vault's units (O(units)) as this machine's systemd tells them; asked where no Vault process runs, and where
+      one runs that does not lock its memory (then its own unit too, for its C(MemorySwapMax)); empty otherwise.
   type: list
   elements: dict
   contains:
@@ -174,6 +200,10 @@ units:
         empty when none does.
       type: str
       sample: "Error initializing core: Failed to lock memory: cannot allocate memory"
+    memory_swap_max:
+      description: C(MemorySwapMax) as C(systemctl show) prints it (V(0), V(infinity), bytes); V(null) when unknown.
+      type: str
+      sample: "0"
 service:
   returned: success
   description:
@@ -189,6 +219,9 @@ service:
     memlock:
       description: That limit.
       type: dict
+    locks_memory:
+      description: V(false) when the process does not lock its memory, so that the verdict rests on swap.
+      type: bool
 swap:
   description: Swap of this machine (inside a container, the host's unless LXCFS virtualises it).
   returned: success
@@ -203,13 +236,19 @@ swap:
       type: list
       elements: dict
       sample: [{name: /dev/vda2, type: partition, size_bytes: 2147479552, used_bytes: 0, priority: -2}]
+    hidden:
+      description: Why these figures are not the host's own (LXCFS mounts its files over C(/proc/swaps) or
+        C(/proc/meminfo)); empty when they are.
+      type: str
+      sample: /proc/swaps is a fuse.lxcfs mount here (LXCFS's view of this guest), not the host's own
 required:
   description: O(required) as judged; V(null) when not given. C(size) is bytes, V(null) for V(infinity).
   returned: success
   type: dict
   sample: {size: 2147483648}
 verdict:
-  description: One of V(ok), V(finite_limit), V(too_low), V(absent), V(unknown), V(error).
+  description: One of V(ok), V(finite_limit), V(too_low), V(absent), V(unknown), V(error), V(protected),
+    V(not_enforced), V(exposed).
   returned: success
   type: str
   sample: finite_limit
@@ -239,7 +278,9 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     FactsError,
     ProcDir,
+    asks_units,
     gather_machine,
+    units_to_ask,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import judge_machine
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_options import (
@@ -258,13 +299,16 @@ def main():
     except (OptionError, FactsError) as exc:
         module.fail_json(msg=str(exc))
     units = None
-    if not facts.processes and options.units:
-        # Only where no Vault process runs: its unit tells what its service gets, and why it died.
-        _rc, out, err = module.run_command(units_command(options.units))
+    asked = units_to_ask(facts, options.units)
+    if asks_units(facts) and asked:
+        # Where no Vault process runs, its unit tells what its service gets, and why it died; where one runs
+        # that locks nothing, its unit's MemorySwapMax counts.
+        _rc, out, err = module.run_command(units_command(asked))
         try:
-            units = parse_units(out, options.units)
+            units = parse_units(out, asked)
         except ValueError as exc:
-            module.fail_json(msg=f"units: asking systemd about {', '.join(options.units)} failed: {exc} {err}".strip())
+            if not facts.processes:
+                module.fail_json(msg=f"units: asking systemd about {', '.join(asked)} failed: {exc} {err}".strip())
     units, verdict = judge_machine("this machine", MACHINE, facts, units, options.process_names, options.units,
                                    options.required, units_not_asked="no units were named (units: [])")
     result = dataclasses.asdict(facts)

@@ -30,6 +30,18 @@ description:
     O(units). Guests that do not show there (a remote O(endpoint), other cluster members, virtual machines)
     are read by one small C(sh) script inside them that does both. All these commands start at once and share
     one deadline, O(timeout).
+  - A server that does not lock its memory at all needs no memlock limit, and its verdict rests on swap instead
+    (V(protected), V(not_enforced), V(exposed)). That is OpenBao's C(bao) always (OpenBao removed mlock in 2.0),
+    known by its name, its binary's name or its unit C(openbao.service); and Vault when its C(VmLck) is 0 and its
+    configuration (the C(-config) files of its command line, read inside the guest's root) says
+    C(disable_mlock = true), or it runs with C(-dev). A Vault with nothing locked and no such setting is judged on its
+    limit, as any other process.
+  - For such a server the probe reads, on the LXD host, whether the host has swap (its own C(/proc/swaps) and
+    C(/proc/meminfo), not LXCFS's view inside a guest) and C(memory.swap.max) of the process's cgroup and every
+    cgroup above it (the host's cgroup mounts and the path in the host's C(/proc/PID/cgroup)); and it asks the
+    guest's systemd, in the same one command as for O(units), for the C(MemorySwapMax) of the process's unit.
+    A guest read from inside (O(method=exec), a virtual machine, another member) shows neither the host's swap nor
+    its cgroups, so its server gets V(unknown), unless its cgroup forbids swap.
   - A stopped, vanished or failing guest gets its own verdict; it never fails the whole probe.
   - The module only reads. It never changes a guest, the daemon or a file.
 author:
@@ -57,8 +69,15 @@ notes:
     V(finite_limit) (a finite limit and no O(required) to judge it by), V(too_low) (the limit is too low, or the
     unit's last run died locking its memory, and a restart alone would not help), V(restart_pending) (too low now,
     but the guest's next start would give enough), V(not_running), V(absent) (neither a Vault process nor one of
-    O(units)), V(unknown) (no Vault process runs and systemd could not be asked, as with O(method=proc)) and
-    V(error).
+    O(units)), V(unknown) (no Vault process runs and systemd could not be asked, as with O(method=proc); or a server
+    that does not lock its memory, where the host's swap cannot be seen) and V(error).
+  - For a server that does not lock its memory - V(protected) (no swap can take its memory - the host has none,
+    or C(memory.swap.max) is 0 for its cgroup or one above), V(not_enforced) (its unit sets C(MemorySwapMax=0), the
+    host has swap, and no C(memory.swap.max) enforces it), V(exposed) (the host has swap and nothing keeps the
+    server out of it). The same words as C(swap.judgement) of
+    M(vault_mlock.lxd.mlock_config).
+  - V(too_low), V(restart_pending), V(finite_limit), V(not_enforced), V(exposed) and V(error) fail role
+    C(vault_mlock.lxd.memlock_verify) and count in the filter P(vault_mlock.lxd.memlock_failures#filter).
   - In a privileged guest, C(CAP_IPC_LOCK) in a process's effective set lifts the limit. In an unprivileged
     guest it does not, since the kernel looks for the capability in the initial user namespace.
   - Reading the guests through C(/proc) needs root on the LXD host.
@@ -165,7 +184,8 @@ summary:
   description: How many instances got each verdict.
   returned: success
   type: dict
-  sample: {ok: 3, finite_limit: 1, too_low: 1, restart_pending: 1, not_running: 2, absent: 4, unknown: 0, error: 0}
+  sample: {ok: 3, finite_limit: 1, too_low: 1, restart_pending: 1, not_running: 2, absent: 4, unknown: 0, error: 0,
+           protected: 1, not_enforced: 0, exposed: 0}
 instances:
   description: One entry per instance, in the order of O(instances) or of the LXD listing.
   returned: success
@@ -290,10 +310,36 @@ instances:
           description: The executable's file capabilities as C(getcap) prints them; empty when it has none.
           type: str
           sample: cap_ipc_lock=ep
+        unit:
+          description: The systemd service it runs in, from its cgroup; empty when none shows.
+          type: str
+          sample: openbao.service
+        disable_mlock:
+          description:
+            - For a C(vault) with nothing locked, what its configuration (its C(-config) files) says about
+              C(disable_mlock); V(true) for C(-dev). V(null) when unset, not read (read from inside the guest, a
+              relative path, a file that cannot be read) or for any other process.
+          type: bool
+        disable_mlock_source:
+          description: Where RV(instances[].processes[].disable_mlock) was read; empty when it was not.
+          type: str
+          sample: disable_mlock = true in /etc/vault.d/10-storage.hcl
+        cgroup_swap:
+          description:
+            - For a process with nothing locked, its cgroups' swap limits as the LXD host shows them; V(null) for any
+              other process, or where the host's cgroups cannot be seen (read from inside the guest).
+            - C(version) is the hierarchy that holds its memory controller (V(v2), V(v1), or V(null) for none);
+              C(cgroup) its cgroup there; C(chain) every cgroup from its own up to the top with a
+              C(memory.swap.max) (C(swap_max_bytes) V(null) for V(max)); C(v1_files) the memory cgroup's files on
+              cgroup v1, where C(memory.swap.max) does not exist; C(error) why it could not be read.
+          type: dict
+          sample: {version: v2, cgroup: /lxc.payload.vault-1/system.slice/openbao.service,
+                   chain: [{cgroup: /lxc.payload.vault-1/system.slice/openbao.service, swap_max_bytes: 0}],
+                   v1_files: [], error: null}
     units:
       description:
-        - Vault's units (O(units)) as the guest's systemd tells them; asked only where no Vault process runs, so
-          empty otherwise.
+        - Vault's units (O(units)) as the guest's systemd tells them; asked where no Vault process runs, and where
+          one runs that does not lock its memory (then its own unit too, for its C(MemorySwapMax)); empty otherwise.
       type: list
       elements: dict
       contains:
@@ -335,6 +381,10 @@ instances:
             empty when none does.
           type: str
           sample: "Error initializing core: Failed to lock memory: cannot allocate memory"
+        memory_swap_max:
+          description: C(MemorySwapMax) as C(systemctl show) prints it (V(0), V(infinity), bytes); V(null) when unknown.
+          type: str
+          sample: "0"
     service:
       description:
         - What Vault's service gets, the figure the verdict rests on; V(null) when nothing was judged.
@@ -349,9 +399,23 @@ instances:
         memlock:
           description: That limit.
           type: dict
+        locks_memory:
+          description: V(false) when the process does not lock its memory, so that the verdict rests on swap, not on
+            this limit.
+          type: bool
+    swap:
+      description:
+        - The host's swap, read where a server that does not lock its memory needs it; V(null) when the guest was
+          not read.
+        - C(total_bytes) is C(SwapTotal) of the host's C(/proc/meminfo), C(areas) the rows of its C(/proc/swaps)
+          (sizes in bytes), C(hidden) why these are not the host's own figures (a guest read from inside it), empty
+          when they are.
+      type: dict
+      sample: {total_bytes: 0, areas: [], hidden: ""}
     verdict:
       description: One of V(ok), V(finite_limit), V(too_low), V(restart_pending), V(not_running), V(absent),
-        V(unknown), V(error).
+        V(unknown), V(error), and for a server that does not lock its memory V(protected), V(not_enforced),
+        V(exposed).
       type: str
       sample: too_low
     message:

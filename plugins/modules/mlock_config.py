@@ -326,17 +326,14 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._exec_start import
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._mlock_edit import apply_plan, plan_configs
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._safe_root import resolve_in_root
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
-    gather_cgroup_swap,
-    host_swap_from_texts,
-    judge_swap,
-)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import gather_cgroup_swap, host_swap_from_texts
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import (
     config_files,
     read_configs,
     storage_of,
     summary,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import judge_swap
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_server import (
     BINARY_DIRS,
     OPENBAO,
@@ -448,7 +445,7 @@ def _swap_report(view, root):
     configured = view.first("MemorySwapMax")
     judged = judge_swap(f"{name} (PID {pid})", host, cgroup, configured, view.unit)
     return dict(
-        judgement=judged.judgement,
+        judgement=judged.verdict,
         sentence=judged.sentence,
         pid=pid,
         host_swap_bytes=host.total_bytes,

@@ -72,6 +72,34 @@ def test_memlock_table():
                          "  guest off is stopped"]
 
 
+BAO_NO_SWAP = ("guest bao: bao (PID 196) does not lock its memory (OpenBao removed mlock in 2.0), so it needs no "
+               "memlock limit; the host has no swap, so none of its memory can be written to swap")
+BAO_SWAP = "guest bao2: bao (PID 77) does not lock its memory (...); nothing keeps its memory out of the host's swap"
+
+
+def bao_guest(name, verdict, message):
+    return guest(name, verdict, message, pid1={"memlock": memlock("8M", 8 << 20)},
+                 processes=[{"vmlck_bytes": 0, "vmsize_bytes": 211104532 << 10}],
+                 service={"name": "bao (PID 196)", "source": "process", "memlock": memlock("8M", 8 << 20),
+                          "locks_memory": False})
+
+
+def test_memlock_table_shows_a_server_that_does_not_lock():
+    """bao's real VmSize, no memlock limit asked of it, and its sentence (protected is not ok: it is worth reading)."""
+    lines = memlock_table({"instances": [bao_guest("bao", "protected", BAO_NO_SWAP),
+                                         bao_guest("bao2", "exposed", BAO_SWAP)]})
+    assert lines[1].split() == ["bao", "Running", "no", "-", "-", "8M", "bao", "(PID", "196):", "no", "mlock",
+                                "0", "bytes/201.3", "GiB", "protected"]
+    assert lines[2].split()[-1] == "exposed"
+    assert lines[3:] == ["  " + BAO_NO_SWAP, "  " + BAO_SWAP]
+
+
+def test_memlock_failures_count_swap_verdicts():
+    probe = {"instances": [bao_guest("bao", "protected", BAO_NO_SWAP), bao_guest("bao2", "exposed", BAO_SWAP),
+                           bao_guest("bao3", "not_enforced", "n"), bao_guest("bao4", "unknown", "u")]}
+    assert memlock_failures(probe) == [BAO_SWAP, "n"]
+
+
 def test_memlock_table_of_the_instances_alone_has_no_daemon_line():
     assert memlock_table(PROBE["instances"])[0].startswith("GUEST")
 

@@ -137,3 +137,38 @@ def test_units_script_runs_in_a_posix_sh():
     facts = parse_units(output, ["vault.service"])
     assert isinstance(facts.systemd, bool)
     assert facts.loaded == [] or facts.loaded[0].name == "vault.service"
+
+
+FAKE_SYSTEMCTL = r"""#!/bin/sh
+# Answers `systemctl show -p A -p B ... UNIT` with A=... for every property asked: MemorySwapMax=0, others 1.
+[ "$1" = show ] || exit 1
+shift
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -p) shift; case "$1" in
+          MemorySwapMax) echo "MemorySwapMax=0" ;;
+          LoadState) echo "LoadState=loaded" ;;
+          InvocationID) echo "InvocationID=" ;;
+          *) echo "$1=1" ;;
+        esac ;;
+  esac
+  shift
+done
+"""
+
+
+def test_units_script_asks_systemd_for_memory_swap_max(tmp_path):
+    """The script as a guest runs it, with systemd's directory in a private /run and a systemctl that answers
+    exactly what it is asked: MemorySwapMax must be among the properties asked."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (fake / "systemctl").chmod(0o755)
+    inner = 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && PATH="$0:$PATH" exec "$@"'
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, str(fake)] + units_command(
+        ["openbao.service"])
+    run = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        pytest.skip(f"no private mount namespace here: {run.stderr.strip()}")
+    facts = parse_units(run.stdout, ["openbao.service"])
+    assert facts.loaded[0].memory_swap_max == "0"

@@ -12,6 +12,7 @@ import time
 import uuid
 
 import pytest
+from _files import put
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -23,10 +24,15 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     MemlockReport,
     ProcDir,
     ProcSnapshot,
+    SwapFacts,
+    asks_units,
     binary_capabilities,
     capability_text,
     exec_command,
     gather_machine,
+    lock_exemption,
+    read_disable_mlock,
+    units_to_ask,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import SwapArea
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY, MemlockLimit
@@ -285,9 +291,14 @@ def test_exec_script_reads_what_proc_dir_reads(sleeper):
     output = subprocess.run(exec_command([name]), capture_output=True, text=True, check=True).stdout
     through_script = gather_machine(ProcSnapshot.parse(output), [name])
     direct = gather_machine(ProcDir("/proc"), [name])
-    assert through_script == direct
+    # Only the cgroups' swap limits differ: a command inside a guest cannot see the host's cgroup tree.
+    assert direct.processes[0].cgroup_swap is not None
+    assert through_script == dataclasses.replace(
+        direct, processes=[dataclasses.replace(process, cgroup_swap=None) for process in direct.processes])
     assert [(p.pid, p.binary, p.binary_capabilities) for p in direct.processes] == [(pid, binary, "cap_ipc_lock=ep")]
-    assert ("systemd", "manager") not in split_sections(output)  # a Vault process runs: no unit asked about
+    # It has nothing locked (VmLck 0), so its unit is asked about: its MemorySwapMax would count.
+    sections = split_sections(output)
+    assert ("systemd", "manager") in sections or ("systemd", "absent") in sections
 
 
 def test_exec_script_asks_systemd_only_where_no_process_matched():
@@ -300,3 +311,95 @@ def test_exec_script_asks_systemd_only_where_no_process_matched():
     assert facts.processes == []
     assert units.loaded == []
     assert units.systemd is os.path.isdir("/run/systemd/system")
+
+
+# --- a process with nothing locked: its unit, its cgroups, and Vault's disable_mlock ------------------------
+
+VAULT_HCL = 'storage "raft" {\n  path = "/opt/vault/data"\n}\ndisable_mlock = true\n'
+
+
+@pytest.mark.parametrize("files, argv, expected", [
+    ({"/etc/vault.d/a.hcl": VAULT_HCL}, ["vault", "server", "-config=/etc/vault.d/a.hcl"],
+     (True, "disable_mlock = true in /etc/vault.d/a.hcl")),
+    # A directory: its *.hcl and *.json in name order, the last setting wins; backups and other files skipped.
+    ({"/etc/vault.d/10-storage.hcl": VAULT_HCL, "/etc/vault.d/20-x.json": '{"disable_mlock": "false"}',
+      "/etc/vault.d/30.hcl~": "disable_mlock = true\n", "/etc/vault.d/notes.txt": "disable_mlock = true\n"},
+     ["vault", "server", "-config", "/etc/vault.d"], (False, 'disable_mlock = "false" in /etc/vault.d/20-x.json')),
+    ({"/etc/vault.d/a.hcl": 'ui = true\n'}, ["vault", "server", "--config=/etc/vault.d/a.hcl"], (None, "")),
+    ({}, ["vault", "server", "-dev"], (True, "it runs with -dev, which disables mlock")),
+    ({}, ["vault", "server", "-config=/etc/missing.hcl"], (None, "")),
+    ({"/etc/vault.d/a.hcl": VAULT_HCL}, ["vault", "server", "-config=vault.d/a.hcl"], (None, "")),  # relative
+    ({"/etc/vault.d/a.hcl": "disable_mlock = true\nstorage {{{\n"}, ["vault", "server", "-config=/etc/vault.d/a.hcl"],
+     (None, "")),  # a file the parser refuses: nothing is assumed
+    ({}, ["vault", "server"], (None, "")),
+])
+def test_read_disable_mlock(tmp_path, files, argv, expected):
+    root = tmp_path / "guest"
+    root.mkdir()
+    for path, text in files.items():
+        put(root, path, text)
+    assert read_disable_mlock(str(root), argv) == expected
+
+
+def test_read_disable_mlock_never_follows_a_link_out_of_the_root(tmp_path):
+    put(tmp_path / "host", "/etc/vault.hcl", "disable_mlock = true\n")
+    root = tmp_path / "guest"
+    (root / "etc").mkdir(parents=True)
+    os.symlink(str(tmp_path / "host" / "etc" / "vault.hcl"), root / "etc" / "vault.hcl")  # absolute: the host's file
+    assert read_disable_mlock(str(root), ["vault", "server", "-config=/etc/vault.hcl"]) == (None, "")
+    os.symlink("/etc", root / "etc" / "conf.d")  # resolves inside the root
+    put(root, "/etc/a.hcl", "disable_mlock = true\n")
+    assert read_disable_mlock(str(root), ["vault", "server", "-config=/etc/conf.d/a.hcl"])[0] is True
+
+
+def test_gather_the_facts_a_process_with_nothing_locked_is_judged_on(proc, tmp_path):
+    """From the host: the unit and the cgroup chain of each process with VmLck 0, and Vault's configuration read
+    inside the guest's root (/proc/PID/root); a process that locks gets none of it."""
+    proc.add(28482, "systemd", nspid=(28482, 1))
+    vault = proc.add(29409, "vault", nspid=(29409, 58), vmsize_kib=4096)
+    bao = proc.add(29500, "bao", nspid=(29500, 60), vmsize_kib=211104532)
+    locked = proc.add(29600, "vault", nspid=(29600, 61), vmsize_kib=4096, vmlck_kib=4096)
+    (vault / "cmdline").write_bytes(b"/usr/bin/vault\0server\0-config=/etc/vault.d\0")
+    put(vault / "root", "/etc/vault.d/10-storage.hcl", VAULT_HCL)
+    (vault / "cgroup").write_text("0::/lxc.payload.g1/system.slice/vault.service\n")
+    (bao / "cgroup").write_text("0::/lxc.payload.g1/system.slice/openbao.service\n")
+    (locked / "cgroup").write_text("0::/lxc.payload.g1/system.slice/other.service\n")
+    put(proc.root, "/self/mountinfo", "25 21 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n")
+    put(proc.root, "/swaps", "Filename\tType\tSize\tUsed\tPriority\n/swap.img file 2097148 0 -2\n")
+    put(proc.root, "/meminfo", "MemTotal: 24683520 kB\nSwapTotal: 2097148 kB\n")
+    fs = tmp_path / "fs"
+    put(fs, "/sys/fs/cgroup/lxc.payload.g1/memory.swap.max", "0\n")
+    put(fs, "/sys/fs/cgroup/lxc.payload.g1/system.slice/openbao.service/memory.swap.max", "max\n")
+
+    source = ProcDir(str(proc.root), pid1=28482, pids=[29409, 29500, 29600], host_view=True, fs_root=str(fs))
+    facts = gather_machine(source, ["vault", "bao"], with_swap=True)
+
+    found = {process.pid: process for process in facts.processes}
+    assert (found[58].unit, found[58].disable_mlock, found[58].disable_mlock_source) == (
+        "vault.service", True, "disable_mlock = true in /etc/vault.d/10-storage.hcl")
+    assert found[58].cgroup_swap.enforced_by.cgroup == "/lxc.payload.g1"
+    assert (found[60].unit, found[60].disable_mlock) == ("openbao.service", None)  # bao's configuration is not read
+    assert [entry.swap_max_bytes for entry in found[60].cgroup_swap.chain] == [None, 0]
+    assert (found[61].unit, found[61].cgroup_swap, found[61].disable_mlock) == ("other.service", None, None)
+    assert [lock_exemption(found[pid]) for pid in (58, 60, 61)] == [
+        "disable_mlock = true in /etc/vault.d/10-storage.hcl", "OpenBao removed mlock in 2.0", ""]
+    assert facts.swap == SwapFacts(2097148 * KIB, [SwapArea("/swap.img", "file", 2097148 * KIB, 0, -2)], "")
+    assert asks_units(facts)
+    assert units_to_ask(facts, ["vault.service"]) == ["vault.service", "openbao.service"]
+
+
+def test_inside_a_guest_under_lxcfs_the_host_swap_is_hidden(proc):
+    proc.add(1, "systemd")
+    put(proc.root, "/self/mountinfo",
+        "664 652 0:53 /proc/swaps /proc/swaps rw,nosuid,nodev,relatime - fuse.lxcfs lxcfs rw,user_id=0\n")
+    put(proc.root, "/swaps", "Filename\tType\tSize\tUsed\tPriority\n")
+    put(proc.root, "/meminfo", "SwapTotal: 0 kB\n")
+    swap = gather_machine(ProcDir(str(proc.root)), with_swap=True).swap
+    assert "fuse.lxcfs" in swap.hidden
+    assert swap.host.known is False  # 0 kB here says nothing about the host
+
+
+def test_no_units_asked_where_every_process_locks(proc):
+    proc.add(1, "systemd")
+    proc.add(58, "vault", vmsize_kib=4096, vmlck_kib=4096)
+    assert not asks_units(gather_machine(ProcDir(str(proc.root))))

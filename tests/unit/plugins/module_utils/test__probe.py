@@ -10,6 +10,7 @@ import json
 import pytest
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UNITS_SCRIPT
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import ProcDir
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import EXEC, PROC, MemlockProbe
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import Required
 
@@ -151,7 +152,8 @@ def test_probe_reads_local_guests_through_proc_and_others_inside(host):
     assert instances["ice"].verdict == "error" and "frozen" in instances["ice"].message
 
     assert report.summary == {"error": 2, "too_low": 1, "restart_pending": 1, "finite_limit": 1, "unknown": 0,
-                              "not_running": 2, "absent": 0, "ok": 0}
+                              "not_running": 2, "absent": 0, "ok": 0, "protected": 0, "not_enforced": 0,
+                              "exposed": 0}
     json.dumps(dataclasses.asdict(report))  # plain data all the way down
 
 
@@ -218,14 +220,83 @@ def test_probe_too_low_when_a_restart_would_not_help_either(host):
 
 
 def test_probe_in_another_project_and_privileged_capability(host):
+    # A Vault beside prod_g2's bao, with CAP_IPC_LOCK in a privileged guest.
+    host.add(30020, "vault", ppid=30001, ns="pid:[200]", limit=(64 * KIB,), nspid=(30020, 91), cap_eff=1 << 14,
+             uid_map=PRIVILEGED_MAP)
     api = FakeApi([api_instance("g2", project="prod", security_privileged="true", limits_kernel_memlock="65536")])
-    report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root)).run()
+    report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root),
+                          process_names=["vault"]).run()
     g2 = report.instances[0]
     assert (g2.source, g2.privileged, g2.in_user_namespace, g2.verdict) == (PROC, True, False, "ok")
     assert "holds CAP_IPC_LOCK outside any user namespace" in g2.message
-    assert [(p.name, p.pid, p.cap_ipc_lock_effective) for p in g2.processes] == [("bao", 90, True)]
+    assert [(p.name, p.pid, p.cap_ipc_lock_effective) for p in g2.processes] == [("vault", 91, True)]
     assert (g2.lxd_at_start.source, g2.lxd_at_start.memlock.soft_bytes, g2.restart_required) == (
         "limits.kernel.memlock", 65536, False)
+    assert api.executed == []  # it locks: nothing to ask its systemd
+
+
+BAO_CGROUP = "4:memory:/process_api/d6a7\n1:name=systemd:/\n0::/lxc.payload.prod_g2/system.slice/openbao.service\n"
+BAO_UNITS = ("@@systemd manager\nDefaultLimitMEMLOCK=8388608\nDefaultLimitMEMLOCKSoft=8388608\n"
+             "@@unit openbao.service\nLoadState=loaded\nActiveState=active\nSubState=running\nResult=success\n"
+             "LimitMEMLOCK=8388608\nLimitMEMLOCKSoft=8388608\nMemorySwapMax=0\n")
+
+
+def host_cgroups(host, bao_pid=30010, swap_max=None, swaps=""):
+    """bao's cgroup as the lab host shows it, the host's mounts (memory on cgroup v1, or on cgroup v2 with
+    ``swap_max`` in bao's memory.swap.max) and its /proc/swaps; returns the root its /sys is read from."""
+    (host.root / str(bao_pid) / "cgroup").write_text(BAO_CGROUP if swap_max is None else
+                                                     "0::/lxc.payload.prod_g2/system.slice/openbao.service\n")
+    (host.root / "swaps").write_text("Filename\tType\tSize\tUsed\tPriority\n" + swaps)
+    if swaps:
+        (host.root / "meminfo").write_text("MemTotal:       25165824 kB\nSwapTotal:       2097148 kB\n")
+    fs_root = host.root.parent / "fs"
+    mountinfo = ("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+                 "41 31 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n")
+    if swap_max is not None:
+        mountinfo = "25 21 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n"
+        service = fs_root / "sys/fs/cgroup/lxc.payload.prod_g2/system.slice/openbao.service"
+        service.mkdir(parents=True)
+        (service / "memory.swap.max").write_text(swap_max)
+    (host.root / "self" / "mountinfo").write_text(mountinfo)
+    return str(fs_root)
+
+
+@pytest.mark.parametrize("swap_max, swaps, verdict, words", [
+    (None, "", "protected", ["the host has no swap", "MemorySwapMax=0 is set for openbao.service but not enforced",
+                             "on cgroup v1"]),
+    (None, "/swap.img file 2097148 0 -2\n", "not_enforced", ["nothing enforces it"]),
+    ("0\n", "/swap.img file 2097148 0 -2\n", "protected", ["memory.swap.max is 0 for its own cgroup"]),
+    ("max\n", "/swap.img file 2097148 0 -2\n", "not_enforced",
+     ["MemorySwapMax=0 is set for openbao.service, yet memory.swap.max lets it use any amount of the host's 1.9 GiB of "
+      "swap: restart openbao.service"]),
+    ("1048576\n", "", "protected", ["the host has no swap"]),
+])
+def test_probe_judges_bao_on_the_host_swap_and_its_cgroups(host, monkeypatch, swap_max, swaps, verdict, words):
+    """bao never locks: its verdict rests on the host's /proc/swaps and memory.swap.max up its cgroup chain, read
+    from the host, and on its unit's MemorySwapMax, asked of the guest's systemd; never on its memlock limit."""
+    fs_root = host_cgroups(host, swap_max=swap_max, swaps=swaps)
+    original = ProcDir.__init__
+
+    def with_fs_root(self, *args, **kwargs):
+        original(self, *args, fs_root=fs_root, **kwargs)
+
+    monkeypatch.setattr(ProcDir, "__init__", with_fs_root)
+    api = FakeApi([api_instance("g2", project="prod", security_privileged="true")], outputs={"g2": BAO_UNITS})
+    report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root)).run()
+    g2 = report.instances[0]
+    assert api.executed == [("g2", "units")]
+    assert g2.verdict == verdict
+    assert g2.message.startswith("guest g2: bao (PID 90) does not lock its memory (OpenBao removed mlock in 2.0), so "
+                                 "it needs no memlock limit; ")
+    for word in words:
+        assert word in g2.message
+    assert "LimitMEMLOCK" not in g2.message
+    assert g2.service.locks_memory is False
+    assert [(p.unit, p.cgroup_swap.version) for p in g2.processes] == [
+        ("openbao.service", "v1" if swap_max is None else "v2")]
+    assert g2.swap.total_bytes == (2097148 * KIB if swaps else 0)
+    assert {unit.name: unit.memory_swap_max for unit in g2.units}["openbao.service"] == "0"
+    json.dumps(dataclasses.asdict(report))
 
 
 def test_probe_named_instances_in_their_order(host):
@@ -417,3 +488,17 @@ def test_snap_lxd_guests_of_a_project(tmp_path):
     assert (web.lxd_at_start.source, web.lxd_at_start.memlock.soft_bytes) == ("the LXD daemon", 512 * KIB)
     assert (web.restart_required, web.verdict) == (True, "restart_pending")
     assert web.message.endswith("after a restart it gets 4 MiB from the LXD daemon, so restart the guest to apply it")
+
+
+def test_probe_reads_a_bao_inside_a_guest_it_cannot_see_from_the_host(host):
+    """A virtual machine's bao: read by the script inside it, which sees neither the host's swap nor its cgroups."""
+    api = FakeApi([api_instance("vm1", type_="virtual-machine")],
+                  outputs={"vm1": exec_output(8 * MIB, [(900, "bao", 8 * MIB, 211104532)], uid_map=PRIVILEGED_MAP,
+                                              units="@@900 cgroup\n0::/system.slice/openbao.service\n" + BAO_UNITS)})
+    vm1 = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root)).run().instances[0]
+    assert vm1.verdict == "unknown"
+    assert "whether the host has swap could not be read (the guest was read by a command run inside it" in vm1.message
+    assert "MemorySwapMax=0 is set for openbao.service but not enforced" in vm1.message
+    assert "LimitMEMLOCK" not in vm1.message
+    assert vm1.swap.hidden and vm1.processes[0].cgroup_swap is None
+    assert vm1.processes[0].unit == "openbao.service"

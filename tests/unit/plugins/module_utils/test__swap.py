@@ -19,10 +19,6 @@ from _files import put
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     CGROUP_V1,
     CGROUP_V2,
-    EXPOSED,
-    NOT_ENFORCED,
-    PROTECTED,
-    UNKNOWN,
     CgroupSwap,
     HostSwap,
     Mount,
@@ -31,11 +27,18 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     cgroup_directories,
     gather_cgroup_swap,
     host_swap_from_texts,
-    human_bytes,
-    judge_swap,
     parse_mountinfo,
     parse_proc_cgroup,
     parse_swap_max,
+    swap_view_hidden,
+    unit_of_cgroup,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
+    EXPOSED,
+    NOT_ENFORCED,
+    PROTECTED,
+    UNKNOWN,
+    judge_swap,
 )
 
 # Recorded on the lab machine (cgroup v1 for memory, cgroup2 at /sys/fs/cgroup/unified), for the
@@ -263,7 +266,7 @@ OPEN = CgroupSwap(CGROUP_V2, "/lxc.payload.vault/system.slice/openbao.service",
 )
 def test_judgement(host, cgroup, configured, judgement, words):
     judged = judge_swap(WHO, host, cgroup, configured, UNIT)
-    assert judged.judgement == judgement
+    assert judged.verdict == judgement
     assert judged.sentence.startswith(WHO + ": ")
     for word in words:
         assert word in judged.sentence
@@ -272,11 +275,28 @@ def test_judgement(host, cgroup, configured, judgement, words):
 def test_a_limit_above_zero_is_named():
     limited = CgroupSwap(CGROUP_V2, "/s", (SwapMaxEntry("/s", 512 * 1024 ** 2),))
     judged = judge_swap(WHO, SWAP_2G, limited, "536870912", UNIT)
-    assert judged.judgement == EXPOSED
+    assert judged.verdict == EXPOSED
     assert "up to 512 MiB of the host's 2 GiB of swap" in judged.sentence
 
 
-@pytest.mark.parametrize("size, text", [(100, "100 bytes"), (1536, "1.5 KiB"), (2 * 1024 ** 3, "2 GiB"),
-                                        (216280375296, "201.4 GiB")])
-def test_human_bytes(size, text):
-    assert human_bytes(size) == text
+def test_the_unit_comes_from_the_cgroup():
+    assert unit_of_cgroup(LAB_HOST_CGROUP) == "openbao.service"
+    assert unit_of_cgroup(LAB_GUEST_CGROUP) == "openbao.service"
+    # cgroup v1 only: systemd's own hierarchy names the unit.
+    assert unit_of_cgroup("2:memory:/\n1:name=systemd:/system.slice/vault.service\n") == "vault.service"
+    assert unit_of_cgroup("0::/user.slice/user-0.slice/session-3.scope\n") == ""
+    assert unit_of_cgroup("") == ""
+
+
+# Recorded in an LXD guest on a host with LXCFS (mountinfo lines of the fuse.lxcfs files).
+LXCFS_MOUNTINFO = """\
+648 647 0:49 / / rw,relatime - zfs default/containers/g1 rw
+660 652 0:53 /proc/meminfo /proc/meminfo rw,nosuid,nodev,relatime - fuse.lxcfs lxcfs rw,user_id=0,group_id=0
+664 652 0:53 /proc/swaps /proc/swaps rw,nosuid,nodev,relatime - fuse.lxcfs lxcfs rw,user_id=0,group_id=0
+"""
+
+
+def test_lxcfs_hides_the_host_swap():
+    assert "/proc/meminfo is a fuse.lxcfs mount" in swap_view_hidden(LXCFS_MOUNTINFO)
+    assert swap_view_hidden(LAB_GUEST_MOUNTINFO) == ""
+    assert swap_view_hidden(LAB_HOST_MOUNTINFO) == ""

@@ -14,15 +14,20 @@ from hypothesis import strategies as st
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UnitFacts, UnitsFacts
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import ProcessFacts
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, MemlockReport
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import CGROUP_V1, CGROUP_V2, CgroupSwap, HostSwap, \
+    SwapMaxEntry
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import (
     ABSENT,
     CONTAINER,
     ERROR,
+    EXPOSED,
     FAILING,
     FINITE_LIMIT,
     MACHINE,
+    NOT_ENFORCED,
     NOT_RUNNING,
     OK,
+    PROTECTED,
     RESTART_PENDING,
     TOO_LOW,
     UNKNOWN,
@@ -53,22 +58,23 @@ def report(soft, hard=None):
     return MemlockReport.of(limit(soft, hard))
 
 
-def process(soft=256 * KIB, hard=None, vmsize=int(1.3 * GIB), vmlck=None, cap=False, caps="", pid=58, name="vault"):
+def process(soft=256 * KIB, hard=None, vmsize=int(1.3 * GIB), vmlck=None, cap=False, caps="", pid=58, name="vault",
+            **unlocked):
     return ProcessFacts(
         pid=pid, host_pid=None, name=name, memlock=report(soft, hard), vmsize_bytes=vmsize,
         vmlck_bytes=vmsize if vmlck is None else vmlck, cap_ipc_lock_effective=cap, cap_ipc_lock_bounding=True,
-        binary="/usr/bin/vault", binary_capabilities=caps,
+        binary=f"/usr/bin/{name}", binary_capabilities=caps, **unlocked,
     )
 
 
 def unit(memlock=4 * MIB, asked=None, active="inactive", sub="dead", result="success", line="", name="vault.service",
-         load="loaded"):
+         load="loaded", swap_max=None):
     asked = memlock if asked is None else asked
     return UnitFacts(
         name=name, load_state=load, active_state=active, sub_state=sub, result=result, restarts=0, exit_status=1,
         asked=report(asked) if isinstance(asked, (int, type(None))) else MemlockReport.of(asked),
         journal=[line] if line else [], mlock_failure=line,
-        memlock=report(memlock),
+        memlock=report(memlock), memory_swap_max=swap_max,
     )
 
 
@@ -178,8 +184,8 @@ CASES = [
       "and restart this machine", "vault_mlock.lxd.memlock_probe on the host tells which)"]),
     ("the worst process speaks",
      facts(**P8, required=required(MIB),
-           processes=(process(soft=8 * MIB, vmsize=MIB), process(soft=8 * MIB, vmsize=GIB, pid=99, name="bao"))),
-     TOO_LOW, "bao (PID 99) may lock 8 MiB (ulimit -l 8192) but needs its whole VmSize 1 GiB locked"),
+           processes=(process(soft=8 * MIB, vmsize=MIB), process(soft=8 * MIB, vmsize=GIB, pid=99))),
+     TOO_LOW, "vault (PID 99) may lock 8 MiB (ulimit -l 8192) but needs its whole VmSize 1 GiB locked"),
     # --- no process: Vault's units --------------------------------------------------------------------
     ("systemd not asked", facts(units_not_asked="with method=proc no guest's systemd is asked"), UNKNOWN,
      "guest g1: no vault or bao process runs, and with method=proc no guest's systemd is asked about vault.service "
@@ -247,8 +253,8 @@ def test_judge_is_pure():
 
 
 def test_the_verdict_names_the_service_it_rests_on():
-    judged = judge(facts(**P8, processes=(process(soft=8 * MIB, vmsize=MIB), process(pid=99, name="bao"))))
-    assert judged.service == ServiceFacts("bao (PID 99)", "process", report(256 * KIB))
+    judged = judge(facts(**P8, processes=(process(soft=8 * MIB, vmsize=MIB), process(pid=99))))
+    assert judged.service == ServiceFacts("vault (PID 99)", "process", report(256 * KIB))
     judged = judge(facts(units=units(unit(memlock=4 * MIB))))
     assert judged.service == ServiceFacts("vault.service", "unit", report(4 * MIB))
     assert judge(facts(units=units())).service is None
@@ -270,7 +276,8 @@ def test_a_process_too_big_in_a_privileged_guest_without_the_capability_is_too_l
 
 
 def test_failing_verdicts():
-    assert set(FAILING) == {ERROR, TOO_LOW, RESTART_PENDING, FINITE_LIMIT}
+    assert set(FAILING) == {ERROR, TOO_LOW, RESTART_PENDING, FINITE_LIMIT, NOT_ENFORCED, EXPOSED}
+    assert PROTECTED not in FAILING and UNKNOWN not in FAILING
     assert set(FAILING) < set(VERDICTS)
 
 
@@ -342,5 +349,114 @@ def test_summarize_counts_every_verdict():
     counts = summarize([OK, OK, TOO_LOW, NOT_RUNNING])
     assert set(counts) == set(VERDICTS)
     assert counts == {ERROR: 0, TOO_LOW: 1, RESTART_PENDING: 0, FINITE_LIMIT: 0, UNKNOWN: 0, NOT_RUNNING: 1,
-                      ABSENT: 0, OK: 2}
+                      ABSENT: 0, OK: 2, PROTECTED: 0, NOT_ENFORCED: 0, EXPOSED: 0}
     assert CONTAINER == "container"
+
+
+# --- servers that do not lock their memory: swap, never the memlock limit ----------------------------
+
+BAO_VMSIZE = 211104532 * KIB  # bao on raft storage, measured: bbolt maps the database
+SERVICE = "/lxc.payload.g1/system.slice/openbao.service"
+NO_CONTROLLER = CgroupSwap(CGROUP_V2, SERVICE)
+LAB_V1 = CgroupSwap(CGROUP_V1, "/process_api/d6a7")
+SERVICE_ZERO = CgroupSwap(CGROUP_V2, SERVICE, (SwapMaxEntry(SERVICE, 0), SwapMaxEntry("/lxc.payload.g1", None)))
+GUEST_ZERO = CgroupSwap(CGROUP_V2, SERVICE, (SwapMaxEntry(SERVICE, None), SwapMaxEntry("/lxc.payload.g1", 0)))
+SERVICE_MAX = CgroupSwap(CGROUP_V2, SERVICE, (SwapMaxEntry(SERVICE, None),))
+SERVICE_1G = CgroupSwap(CGROUP_V2, SERVICE, (SwapMaxEntry(SERVICE, GIB),))
+NO_SWAP = HostSwap(0)
+SWAP_2G = HostSwap(2 * GIB, ("/swap.img",))
+BAO_UNIT = units(unit(name="openbao.service", swap_max="0"))
+
+
+def bao(cgroup=NO_CONTROLLER, name="bao"):
+    return process(soft=8 * MIB, vmsize=BAO_VMSIZE, vmlck=0, pid=196, name=name, unit="openbao.service",
+                   cgroup_swap=cgroup)
+
+
+def vault_without_mlock():
+    return process(soft=8 * MIB, vmsize=BAO_VMSIZE, vmlck=0, pid=58, unit="vault.service", cgroup_swap=SERVICE_ZERO,
+                   disable_mlock=True, disable_mlock_source="disable_mlock = true in /etc/vault.d/10-storage.hcl")
+
+
+SWAP_CASES = [
+    # (id, facts, verdict, parts the message must hold)
+    ("no swap; MemorySwapMax=0 set but not enforced (the lab)",
+     facts(**P8, processes=(bao(LAB_V1),), units=BAO_UNIT, host_swap=NO_SWAP), PROTECTED,
+     ["guest g1: bao (PID 196) does not lock its memory (OpenBao removed mlock in 2.0), so it needs no memlock limit; "
+      "the host has no swap, so none of its memory can be written to swap; MemorySwapMax=0 is set for "
+      "openbao.service but not enforced (its memory cgroup /process_api/d6a7 is on cgroup v1",
+      "so it will not help once the host has swap"]),
+    ("no swap, no MemorySwapMax", facts(**P8, processes=(bao(),), host_swap=NO_SWAP), PROTECTED,
+     ["the host has no swap"]),
+    ("swap, memory.swap.max = 0 for the service",
+     facts(**P8, processes=(bao(SERVICE_ZERO),), units=BAO_UNIT, host_swap=SWAP_2G), PROTECTED,
+     ["memory.swap.max is 0 for its own cgroup, so the kernel keeps its memory out of the host's 2 GiB of swap"]),
+    ("swap, memory.swap.max = 0 for the guest", facts(**P8, processes=(bao(GUEST_ZERO),), host_swap=SWAP_2G),
+     PROTECTED, ["memory.swap.max is 0 for the cgroup /lxc.payload.g1 above it"]),
+    ("swap, memory.swap.max = max", facts(**P8, processes=(bao(SERVICE_MAX),), host_swap=SWAP_2G,
+                                          units=units(unit(name="openbao.service", swap_max="infinity"))),
+     EXPOSED, ["memory.swap.max lets it use any amount of the host's 2 GiB of swap",
+               "set MemorySwapMax=0 for openbao.service"]),
+    ("swap, MemorySwapMax=0 set, memory.swap.max still max",
+     facts(**P8, processes=(bao(SERVICE_MAX),), host_swap=SWAP_2G, units=BAO_UNIT), NOT_ENFORCED,
+     ["MemorySwapMax=0 is set for openbao.service, yet memory.swap.max lets it use any amount",
+      "restart openbao.service so that systemd writes it"]),
+    ("swap, memory.swap.max = 1 GiB", facts(**P8, processes=(bao(SERVICE_1G),), host_swap=SWAP_2G), EXPOSED,
+     ["lets it use up to 1 GiB of the host's 2 GiB of swap"]),
+    ("swap, MemorySwapMax=0 without a memory controller",
+     facts(**P8, processes=(bao(),), units=BAO_UNIT, host_swap=SWAP_2G), NOT_ENFORCED,
+     ["MemorySwapMax=0 is set for openbao.service but nothing enforces it", "swapoff -a"]),
+    ("swap, nothing set, no controller", facts(**P8, processes=(bao(),), host_swap=SWAP_2G), EXPOSED,
+     ["nothing keeps its memory out of the host's 2 GiB of swap", "whether MemorySwapMax=0 is set is unknown"]),
+    ("read inside a guest under LXCFS",
+     facts(**P8, processes=(bao(NO_CONTROLLER),), units=BAO_UNIT,
+           host_swap_hidden="/proc/swaps is a fuse.lxcfs mount here (LXCFS's view of this guest), not the host's own"),
+     UNKNOWN, ["whether the host has swap could not be read (/proc/swaps is a fuse.lxcfs mount here",
+               "run vault_mlock.lxd.memlock_probe on the LXD host",
+               "MemorySwapMax=0 is set for openbao.service but not enforced"]),
+    ("read by a command in the guest", facts(**P8, processes=(bao(None),), host_swap_hidden="the guest was read by a "
+                                             "command run inside it, where the host's swap cannot be seen"),
+     UNKNOWN, ["its cgroup was not read from the LXD host"]),
+    ("vault with disable_mlock = true", facts(**P8, processes=(vault_without_mlock(),), host_swap=SWAP_2G), PROTECTED,
+     ["vault (PID 58) does not lock its memory (disable_mlock = true in /etc/vault.d/10-storage.hcl)"]),
+    ("bao known by its unit alone", facts(**P8, processes=(bao(name="server"),), host_swap=NO_SWAP), PROTECTED,
+     ["server (PID 196) does not lock its memory (OpenBao removed mlock in 2.0)"]),
+]
+
+
+@pytest.mark.parametrize("verdict_facts, verdict, parts", [case[1:] for case in SWAP_CASES],
+                         ids=[case[0] for case in SWAP_CASES])
+def test_a_server_that_does_not_lock_is_judged_on_swap(verdict_facts, verdict, parts):
+    judged = judge(verdict_facts)
+    assert judged.verdict == verdict
+    for part in parts:
+        assert part in judged.message
+    # Never a memlock limit to raise, though its VmSize (201 GiB) is far above it.
+    for advice in ("LimitMEMLOCK", "limits.kernel.memlock", "201", "may lock"):
+        assert advice not in judged.message
+    assert judged.service.locks_memory is False
+    assert "\n" not in judged.message
+
+
+def test_vault_with_nothing_locked_but_no_disable_mlock_is_judged_on_its_limit():
+    """VmLck 0 alone does not say Vault will never lock: without disable_mlock its limit still counts."""
+    for unlocked in (dict(), dict(disable_mlock=False, disable_mlock_source="disable_mlock = false in /a.hcl")):
+        judged = judge(facts(**P8, processes=(process(soft=8 * MIB, vmlck=0, **unlocked),), host_swap=NO_SWAP))
+        assert judged.verdict == TOO_LOW
+        assert "has nothing locked (VmLck 0)" in judged.message
+    # A Vault that locks (VmLck above 0) is judged on its limit whatever its configuration says.
+    locking = process(soft=8 * MIB, vmsize=MIB, disable_mlock=True, disable_mlock_source="x")
+    assert judge(facts(**P8, processes=(locking,))).verdict == FINITE_LIMIT
+
+
+def test_a_locking_vault_and_a_protected_bao_in_one_guest():
+    both = facts(**P8, processes=(process(soft=None, vmsize=MIB), bao()), host_swap=NO_SWAP)
+    assert judge(both).verdict == PROTECTED  # protected ranks just below ok: its sentence is worth reading
+    exposed = dataclasses.replace(both, host_swap=SWAP_2G)
+    assert judge(exposed).verdict == EXPOSED
+
+
+def test_swap_verdict_order():
+    assert worst([OK, PROTECTED]) == PROTECTED
+    assert worst([PROTECTED, NOT_ENFORCED, EXPOSED]) == NOT_ENFORCED
+    assert worst([FINITE_LIMIT, EXPOSED]) == EXPOSED

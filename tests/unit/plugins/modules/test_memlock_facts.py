@@ -37,8 +37,8 @@ def start_process():
     directory = tempfile.mkdtemp(prefix="memlock-facts-")
     os.chmod(directory, 0o755)
 
-    def start(memlock_bytes: int, uid: int = 0):
-        name = unique_name()
+    def start(memlock_bytes: int, uid: int = 0, prefix: str = ""):
+        name = (prefix + unique_name())[:15]
         binary = os.path.join(directory, name)
         shutil.copy(shutil.which("sleep"), binary)
 
@@ -79,7 +79,7 @@ def test_facts_without_process_or_unit_find_no_vault(run_module):
     pid1 = read_memlock_limit(1)
     assert (result["pid1"]["memlock"]["soft_bytes"], result["pid1"]["memlock"]["hard_bytes"]) == (pid1.soft, pid1.hard)
     assert result["pid1"]["host_pid"] is None
-    assert set(result["swap"]) == {"total_bytes", "areas"}
+    assert set(result["swap"]) == {"total_bytes", "areas", "hidden"}
     assert result["required"] is None
     facts = result["ansible_facts"]["vault_mlock_memlock"]
     assert facts == {key: result[key] for key in facts}
@@ -113,7 +113,8 @@ def test_facts_find_a_process_whose_limit_is_too_low(run_module, start_process):
     assert found["binary"].endswith("/" + name)
     assert result["verdict"] == "too_low"
     assert f"{name} (PID {pid}) may lock 4 KiB (ulimit -l 4) but needs its whole VmSize" in result["message"]
-    assert result["service"] == {"name": f"{name} (PID {pid})", "source": "process", "memlock": found["memlock"]}
+    assert result["service"] == {"name": f"{name} (PID {pid})", "source": "process", "memlock": found["memlock"],
+                                 "locks_memory": True}
     assert result["units"] == []  # a Vault process runs: systemd is not asked
 
 
@@ -150,3 +151,26 @@ def test_the_documentation_lists_every_returned_key(run_module):
     assert documented == set(result["ansible_facts"]["vault_mlock_memlock"]) | {"ansible_facts"}
     yaml.safe_load(memlock_facts.DOCUMENTATION)
     yaml.safe_load(memlock_facts.EXAMPLES)
+
+
+def test_facts_judge_a_bao_on_swap_never_on_its_limit(run_module, start_process):
+    """A process named like OpenBao's bao, under a 4 KiB limit far below its VmSize: no memlock limit is asked for;
+    its verdict rests on this machine's swap (read from /proc/swaps, as the kernel shows it) and its cgroups."""
+    name, pid = start_process(4096, uid=NOBODY, prefix="bao-")
+    result = run_module(memlock_facts, {"process": [name]})
+    found = result["processes"][0]
+    assert (found["pid"], found["vmlck_bytes"]) == (pid, 0)
+    assert found["cgroup_swap"] is not None
+    assert result["service"]["locks_memory"] is False
+    assert result["message"].startswith(f"this machine: {name} (PID {pid}) does not lock its memory (OpenBao "
+                                        "removed mlock in 2.0), so it needs no memlock limit; ")
+    assert "LimitMEMLOCK" not in result["message"] and "ulimit" not in result["message"]
+    with open("/proc/swaps") as swaps:
+        has_swap = len(swaps.read().splitlines()) > 1
+    if result["swap"]["hidden"]:
+        assert result["verdict"] in ("unknown", "protected")
+    elif has_swap:
+        assert result["verdict"] in ("exposed", "not_enforced", "protected")
+    else:
+        assert result["verdict"] == "protected"
+        assert "the host has no swap" in result["message"]
