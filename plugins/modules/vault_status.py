@@ -54,7 +54,7 @@ options:
       - A listener on the loopback address with a self-signed certificate is the common case. Give that certificate
         (the listener's C(tls_cert_file), or the CA that signed it) as O(ca_cert); it must name the address asked
         (an IP address C(subjectAltName) C(127.0.0.1) for the default). Turn the check off only where nothing else
-        works: the health request carries no token or secret.
+        works; the health request carries no token or secret.
     type: bool
     default: true
   ca_cert:
