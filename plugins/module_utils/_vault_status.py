@@ -330,15 +330,16 @@ def wait_for(ask: Callable[[float], VaultState], timeout: float, unseal_timeout:
 
 
 def describe(where: str, addr: str, waited: Waited, timeout: float, unseal_timeout: float) -> str:
-    """One sentence: what the server said, or why it said nothing."""
+    """One sentence: what the server said, or why it said nothing. ``where`` ('guest g1') leads it when given."""
     state = waited.state
+    lead = f"{where}: " if where else ""
     if not state.answering:
         if waited.timed_out:
-            return (f"{where}: no answer from the Vault API at {addr} within {timeout:g}s "
+            return (f"{lead}no answer from the Vault API at {addr} within {timeout:g}s "
                     f"({waited.tries} tries; last: {state.error})")
-        return f"{where}: the Vault API at {addr} stopped answering while it was sealed ({state.error})"
+        return f"{lead}the Vault API at {addr} stopped answering while it was sealed ({state.error})"
     version = f" {state.version}" if state.version else ""
-    text = f"{where}: the Vault API at {addr} answers: {state.state.replace('_', ' ')}{version}"
+    text = f"{lead}the Vault API at {addr} answers: {state.state.replace('_', ' ')}{version}"
     if state.state == SEALED:
         if waited.unseal_timed_out:
             text += f", and it stayed sealed for {unseal_timeout:g}s"

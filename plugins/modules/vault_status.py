@@ -188,12 +188,13 @@ unseal_timed_out:
   returned: always
   type: bool
 message:
-  description: One sentence saying what the server answered, or why it did not.
+  description: One sentence saying what the server answered, or why it did not; with O(instance) it starts with
+    C(guest NAME:).
   returned: always
   type: str
   sample: >-
-    this machine: the Vault API at http://127.0.0.1:8200 answers: sealed 2.7.2, and it stayed sealed for 30s (it must
-    be unsealed: `vault operator unseal`, `bao operator unseal`, or its auto-unseal), after 30.2s
+    the Vault API at http://127.0.0.1:8200 answers: sealed 2.7.2, and it stayed sealed for 30s (it must be unsealed:
+    `vault operator unseal`, `bao operator unseal`, or its auto-unseal), after 30.2s
 """
 
 import sys
@@ -275,7 +276,7 @@ def main():
                 return judge_answer(Answer(error=f"LXD: {exc}"))
             return judge_answer(parse_answer(returned, out, err))
     else:
-        where = "this machine"
+        where = ""
 
         def ask(seconds: float) -> VaultState:
             argv = program_argv(sys.executable, url, params["validate_certs"], params["ca_cert"], seconds)

@@ -25,7 +25,7 @@ def test_a_sealed_server_is_reported_not_failed(run_module):
     assert (result["answering"], result["state"], result["initialized"], result["sealed"]) == (
         True, "sealed", True, True)
     assert result["version"] == "2.7.2" and result["changed"] is False and result["addr_source"] == "api_addr"
-    assert result["message"].startswith(f"this machine: the Vault API at {server.addr} answers: sealed 2.7.2")
+    assert result["message"].startswith(f"the Vault API at {server.addr} answers: sealed 2.7.2")
 
 
 def test_the_address_comes_from_the_configurations_listener(run_module, tmp_path):
