@@ -42,7 +42,7 @@ options:
   config:
     description:
       - The server's configuration files or directories (their C(*.hcl) and C(*.json) files), to find the listener
-        in when O(api_addr) is empty. The role M(vault_mlock.lxd.vault_guest,role) passes what
+        in when O(api_addr) is empty. The role C(vault_mlock.lxd.vault_guest) passes what
         M(vault_mlock.lxd.mlock_config) found in the service's C(-config) arguments.
       - Not read with O(instance); give O(api_addr) there.
     type: list

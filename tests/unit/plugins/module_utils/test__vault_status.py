@@ -108,8 +108,8 @@ listener "tcp" {
 
 
 def test_addr_from_hcl_takes_the_first_tcp_listener():
-    assert addr_from_configs([("/etc/openbao/openbao.hcl", HCL)]) == ("http://127.0.0.1:8200",
-                                                                       "/etc/openbao/openbao.hcl")
+    expected = ("http://127.0.0.1:8200", "/etc/openbao/openbao.hcl")
+    assert addr_from_configs([("/etc/openbao/openbao.hcl", HCL)]) == expected
 
 
 def test_addr_from_a_listener_without_address_or_tls_disable_is_vaults_default():
@@ -222,7 +222,7 @@ UP_UNINIT = judge_answer(Answer(200, json.dumps(UNINITIALIZED)))
 
 def test_wait_until_it_answers():
     clock = Clock()
-    ask, _ = script(clock, [DOWN, DOWN, UP_ACTIVE])
+    ask, _asked = script(clock, [DOWN, DOWN, UP_ACTIVE])
     waited = wait_for(ask, 10, 0, clock, clock.sleep)
     assert waited.state.state == "active" and waited.tries == 3 and not waited.timed_out
     assert waited.waited == pytest.approx(2.3)
@@ -239,21 +239,21 @@ def test_no_answer_in_time_is_a_timeout():
 
 def test_sealed_is_returned_at_once_without_an_unseal_timeout():
     clock = Clock()
-    ask, _ = script(clock, [DOWN, UP_SEALED, UP_ACTIVE])
+    ask, _asked = script(clock, [DOWN, UP_SEALED, UP_ACTIVE])
     waited = wait_for(ask, 10, 0, clock, clock.sleep)
     assert waited.state.state == "sealed" and not waited.unseal_timed_out and waited.tries == 2
 
 
 def test_sealed_is_awaited_until_unsealed():
     clock = Clock()
-    ask, _ = script(clock, [UP_SEALED] * 4 + [UP_ACTIVE])
+    ask, _asked = script(clock, [UP_SEALED] * 4 + [UP_ACTIVE])
     waited = wait_for(ask, 1, 30, clock, clock.sleep)  # the answer timeout does not cut the unseal wait
     assert waited.state.state == "active" and waited.tries == 5 and not waited.unseal_timed_out
 
 
 def test_sealed_past_the_unseal_timeout_is_reported_not_hidden():
     clock = Clock()
-    ask, _ = script(clock, [DOWN, UP_SEALED])
+    ask, _asked = script(clock, [DOWN, UP_SEALED])
     waited = wait_for(ask, 10, 5, clock, clock.sleep)
     assert waited.state.sealed and waited.unseal_timed_out and not waited.timed_out
     assert 5 <= clock.now - 101.2 <= 5 + 0.1  # the first sealed answer came at 101.2
@@ -261,19 +261,19 @@ def test_sealed_past_the_unseal_timeout_is_reported_not_hidden():
 
 def test_an_uninitialised_server_is_not_awaited():
     clock = Clock()
-    ask, _ = script(clock, [UP_UNINIT])
+    ask, _asked = script(clock, [UP_UNINIT])
     waited = wait_for(ask, 10, 30, clock, clock.sleep)
     assert waited.state.state == "uninitialized" and waited.tries == 1
 
 
 def test_describe_names_the_place_the_state_and_what_to_do():
     clock = Clock()
-    ask, _ = script(clock, [UP_SEALED])
+    ask, _asked = script(clock, [UP_SEALED])
     text = describe("guest vault-1", "http://127.0.0.1:8200", wait_for(ask, 10, 5, clock, clock.sleep), 10, 5)
     assert text.startswith("guest vault-1: the Vault API at http://127.0.0.1:8200 answers: sealed 2.7.2")
     assert "stayed sealed for 5s" in text and "operator unseal" in text
     clock = Clock()
-    ask, _ = script(clock, [DOWN])
+    ask, _asked = script(clock, [DOWN])
     text = describe("", DEFAULT_ADDR, wait_for(ask, 2, 0, clock, clock.sleep), 2, 0)
     assert text.startswith("no answer") and "no answer from the Vault API at https://127.0.0.1:8200 within 2s" in text and "Connection refused" in text
 

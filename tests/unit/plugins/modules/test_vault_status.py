@@ -111,7 +111,7 @@ def test_a_guests_answer_comes_through_the_lxd_api(run_module, lxd):
     result = run_module(vault_status, {"instance": "sealed", "api_addr": "http://127.0.0.1:8200"})
     assert result.get("failed") is not True, result
     assert result["state"] == "sealed" and result["message"].startswith("guest sealed: the Vault API")
-    assert any(method == "POST" and path == "/1.0/instances/sealed/exec" for method, path, _ in lxd.requests)
+    assert any(method == "POST" and path == "/1.0/instances/sealed/exec" for method, path, _query in lxd.requests)
 
 
 @pytest.mark.parametrize("guest, words", [("liar", "printed no JSON"), ("nopython", "python3 was not found")])
