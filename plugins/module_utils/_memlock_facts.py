@@ -60,9 +60,8 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config impo
     read_config,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_server import looks_like_openbao
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import decode_xattr
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import XATTR_NAME, decode_xattr
 
-CAPABILITY_XATTR = "security.capability"
 DEFAULT_PROCESS_NAMES = ("vault", "bao")
 OPENBAO_UNITS = ("openbao.service", "bao.service")
 
@@ -123,7 +122,7 @@ class MachineFacts:
 
 def capability_text(raw: bytes) -> str:
     """getcap's text for a security.capability value (a namespace's rootid is not shown, as getcap without -n)."""
-    return format_capabilities(decode_xattr(raw, CAPABILITY_XATTR).capabilities)
+    return format_capabilities(decode_xattr(raw, XATTR_NAME).capabilities)
 
 
 def binary_capabilities(raw: Optional[bytes]) -> str:
@@ -195,7 +194,7 @@ class ProcDir:
         # /proc/PID/exe leads to the very file the process runs, even from the host
         # and even when its path was replaced since.
         try:
-            return os.getxattr(self._path(pid, "exe"), CAPABILITY_XATTR)
+            return os.getxattr(self._path(pid, "exe"), XATTR_NAME)
         except OSError as exc:
             if exc.errno in (errno.ENODATA, errno.ENOENT, errno.EACCES, errno.EPERM, errno.ENOTSUP):
                 return None
@@ -262,7 +261,7 @@ for d in /proc/[0-9]*; do
       echo "@@$p xattr"
       python3 -c 'import os, sys
 try:
-    print(os.getxattr(sys.argv[1], "security.capability").hex())
+    print(os.getxattr(sys.argv[1], "@XATTR_NAME@").hex())
 except OSError:
     pass' "$d/exe" 2>/dev/null
     elif [ -n "$x" ] && command -v getcap >/dev/null 2>&1; then
@@ -272,7 +271,7 @@ except OSError:
   done
 done
 if [ -z "$found" ] || [ -n "$unlocked" ]; then units_report "$units"; fi
-"""
+""".replace("@XATTR_NAME@", XATTR_NAME)
 
 
 def exec_command(process_names: Sequence[str], units: Sequence[str] = ()) -> List[str]:

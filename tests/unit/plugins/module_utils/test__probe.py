@@ -461,7 +461,7 @@ def test_incus_default_project_guest_started_on_the_old_daemon_limit(tmp_path):
 
 def test_incus_run_directory_only_for_incus(tmp_path, host):
     """The run directory is Incus's alone: an LXD daemon's lxc.conf is still read beside the guest's lxc.log."""
-    api = FakeApi([api_instance("g2", project="prod", limits_kernel_memlock="65536")])
+    api = FakeApi([api_instance("g2", project="prod", limits_kernel_memlock="65536")], outputs={"g2": NO_UNITS})
     report = MemlockProbe(api, project="prod", endpoint=ENDPOINT, proc_root=str(host.root),
                           lxc_conf_dirs={"incusd": str(tmp_path / "nowhere")}).run()
     assert report.instances[0].lxd_at_start.source == "limits.kernel.memlock"
