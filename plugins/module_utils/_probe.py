@@ -87,7 +87,7 @@ class MemlockProbe:
     def __init__(self, api, project: str = "default", endpoint: str = "", proc_root: str = "/proc",
                  process_names: Sequence[str] = DEFAULT_PROCESS_NAMES, units: Sequence[str] = DEFAULT_UNITS,
                  required: Optional[Required] = None, method: str = AUTO,
-                 lxc_conf_dirs: Mapping[str, str] = LXC_CONF_DIRS) -> None:
+                 lxc_conf_dirs: Optional[Mapping[str, str]] = None) -> None:
         self.api = api
         self.project = project
         self.endpoint = endpoint
@@ -96,7 +96,7 @@ class MemlockProbe:
         self.units = tuple(units)
         self.required = required
         self.method = method
-        self.lxc_conf_dirs = dict(lxc_conf_dirs)
+        self.lxc_conf_dirs = dict(LXC_CONF_DIRS if lxc_conf_dirs is None else lxc_conf_dirs)
         # Where every guest's lxc.conf lies, in CONF_ROOT/MONITOR_NAME/lxc.conf; None until known.
         self._conf_root: Optional[str] = None
 
