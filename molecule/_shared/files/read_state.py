@@ -24,9 +24,8 @@ client, unit = ("incus", "incus.service") if shutil.which("incus") else ("lxc", 
 main_pid = int(subprocess.check_output(["systemctl", "show", "--property=MainPID", "--value", unit]))
 state = {"daemon": {"pid": main_pid, "memlock": memlock(main_pid)}}
 for guest in sys.argv[1:]:
-    project, _, name = guest.rpartition("/")
-    found = json.loads(subprocess.check_output(
-        [client, "query", f"/1.0/instances/{name}/state?project={project or 'default'}"]))
+    project, name = guest.split("/") if "/" in guest else ("default", guest)
+    found = json.loads(subprocess.check_output([client, "query", f"/1.0/instances/{name}/state?project={project}"]))
     pid = found["pid"]
     state[guest] = {"status": found["status"], "pid": pid, "memlock": memlock(pid) if pid > 0 else None}
 print(json.dumps(state))
