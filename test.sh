@@ -9,7 +9,7 @@
 #                            collection supports, in a cached virtual environment here
 #   unit:2.21 sanity:2.21    the same on the newest ansible-core, in a throwaway Debian 13 guest
 #                            (Python 3.13) of the lab's compat-trixie image, which holds it
-#   lint                     ansible-lint and antsibull-changelog lint
+#   lint                     ansible-lint, yamllint of molecule/ and antsibull-changelog lint
 #   molecule:NAME            one Molecule scenario on real LXD guests, for each molecule/NAME
 # Short names: unit, sanity (both versions), compat (all four), molecule (every scenario).
 # Setup installs Debian packages and LXD when missing, starts a daemon when none answers,
@@ -73,19 +73,21 @@ log_of() { echo "$logs/${1//[:\/]/_}.log"; }
 # run_stage NAME COMMAND...: runs it with its output in a log; prints one line with the
 # duration and records it in NAME's .result file for the summary.
 run_stage() {
-    local name=$1 start rc took log
+    local name=$1 start rc took log cpu
     shift
     log=$(log_of "$name")
     rm -f "${log%.log}.result"
     start=$(date +%s%N)
     "$@" >"$log" 2>&1
     rc=$?
+    times >"${log%.log}.times"
+    cpu=$(tail -n 1 "${log%.log}.times" | awk '{ gsub(/[ms]/, " "); print int($1 * 60 + $2 + $3 * 60 + $4) }')
     took=$(( ($(date +%s%N) - start) / 100000000 ))
     took="$((took / 10)).$((took % 10))"
     [ "$name" = setup ] || record_duration "$name" "${took%.*}"
     if [ $rc -eq 0 ]; then
         printf '==> %-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")"
-        printf '%-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")" >"${log%.log}.result"
+        printf '%-28s ok      %7ss  cpu %4ss  %s\n' "$name" "$took" "$cpu" "$(stage_note "$name")" >"${log%.log}.result"
     else
         { printf '==> %-28s FAILED  %7ss\n' "$name" "$took"; show_failure "$log"; } | cat
         printf '%-28s FAILED  %7ss\n' "$name" "$took" >"${log%.log}.result"
@@ -247,12 +249,18 @@ sanity_in_guest() {
 
 lint() {
     ansible-lint --profile production --offline || return 1
+    yamllint -f parsable molecule || return 1
     antsibull-changelog lint
 }
 
 # Scenarios name their instances (and lxc remotes) alike in every checkout: one run of a
-# scenario at a time on this machine, whichever checkout it comes from.
-molecule_scenario() { flock "$VML_CACHE/molecule-$1.lock" molecule test -s "$1"; }
+# scenario at a time on this machine, whichever checkout it comes from. Molecule's state of
+# the scenario is forgotten first, as an interrupted run may have left it saying "created"
+# (create.yml deletes such a run's instances).
+molecule_scenario() {
+    rm -rf "$ANSIBLE_LOCAL_TEMP"/molecule.*."$1"
+    flock "$VML_CACHE/molecule-$1.lock" molecule test -s "$1"
+}
 
 stage_command() {  # NAME -> the command that runs it, or nothing for an unknown stage
     case "$1" in
