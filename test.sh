@@ -14,7 +14,8 @@
 # Short names: unit, sanity (both versions), compat (all four), molecule (every scenario).
 # Setup installs Debian packages and LXD when missing, starts a daemon when none answers,
 # builds the lab images these stages need once (cached by recipe) and the cached virtual
-# environments. Stages run VML_JOBS at a time (default 3); each prints its duration.
+# environments. Stages run VML_JOBS at a time (default 3); each prints its duration; the summary adds
+# the CPU seconds of the processes it started here (not what runs inside guests).
 # Logs of every stage are kept in .cache/logs/. Nothing is written to ~/.ansible.
 set -uo pipefail
 
