@@ -17,7 +17,6 @@ import yaml
 
 WATCHED = ("/etc/systemd/system", "/run/systemd/system", "/opt/bad-input")
 VAULT_BINARY = "/opt/bad-input/vault"  # converge.yml puts it there, and OpenBao's name beside it
-OUTCOMES = "/root/bad-input-outcomes"
 
 # (id, role, variables, words the failure must contain)
 CASES = [
@@ -62,12 +61,6 @@ for top in sys.argv[1:]:
 print(json.dumps(seen, sort_keys=True))
 """
 
-# Run on the nested host by its python3: {case id: the outcome its play wrote}.
-READ_OUTCOMES = r"""
-import json, os, sys
-print(json.dumps({name: open(os.path.join(sys.argv[1], name)).read() for name in os.listdir(sys.argv[1])}))
-"""
-
 
 def fingerprint(host):
     return json.loads(host.check_output("python3 -c %s" + " %s" * len(WATCHED), FINGERPRINT, *WATCHED))
@@ -82,6 +75,12 @@ def play(case_id, role, variables):
         # The host has no Vault unit nor configuration: the role decides without them.
         variables.setdefault("vault_guest_manage_config", False)
         variables.setdefault("vault_guest_service", "vault.service")
+
+    # Each play adds its case's outcome to one fact of the host (facts outlive their play);
+    # the last play writes them all here at once.
+    def record(outcome):
+        return {"ansible.builtin.set_fact": {
+            "bad_input_outcomes": "{{ bad_input_outcomes | default({}) | combine({'%s': %s}) }}" % (case_id, outcome)}}
     return {
         "name": case_id,
         "hosts": "all",
@@ -90,12 +89,23 @@ def play(case_id, role, variables):
             {
                 "block": [
                     {"ansible.builtin.include_role": {"name": f"vault_mlock.lxd.{role}"}, "vars": variables},
-                    {"ansible.builtin.set_fact": {"_outcome": "passed"}},
+                    record("'passed'"),
                 ],
-                "rescue": [{"ansible.builtin.set_fact": {"_outcome": "{{ ansible_failed_result.msg }}"}}],
+                "rescue": [record("ansible_failed_result.msg")],
             },
-            {"ansible.builtin.copy": {"content": "{{ _outcome }}", "dest": f"{OUTCOMES}/{case_id}", "mode": "0600"}},
         ],
+    }
+
+
+def write_outcomes(path):
+    return {
+        "name": "Write every case's outcome for the tests",
+        "hosts": "all",
+        "gather_facts": False,
+        "tasks": [{
+            "ansible.builtin.copy": {"content": "{{ bad_input_outcomes | to_json }}", "dest": path, "mode": "0600"},
+            "delegate_to": "localhost",
+        }],
     }
 
 
@@ -103,9 +113,11 @@ def play(case_id, role, variables):
 def outcomes(host):
     ephemeral = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
     playbook = os.path.join(ephemeral, "bad_input.yml")
+    written = os.path.join(ephemeral, "bad_input_outcomes.json")
+    if os.path.exists(written):
+        os.remove(written)
     with open(playbook, "w", encoding="utf-8") as handle:
-        handle.write(yaml.safe_dump([play(*case[:3]) for case in CASES], sort_keys=False))
-    host.run_test("rm -rf %s && mkdir -m 0700 %s", OUTCOMES, OUTCOMES)
+        handle.write(yaml.safe_dump([play(*case[:3]) for case in CASES] + [write_outcomes(written)], sort_keys=False))
     before = fingerprint(host)
     run = subprocess.run(
         ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], playbook],
@@ -113,8 +125,8 @@ def outcomes(host):
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     after = fingerprint(host)
-    # One read for every outcome: each testinfra call through Ansible costs seconds.
-    results = json.loads(host.check_output("python3 -c %s %s", READ_OUTCOMES, OUTCOMES))
+    with open(written, encoding="utf-8") as handle:
+        results = json.load(handle)
     return results, before, after
 
 
