@@ -91,7 +91,7 @@ run_stage() {
         printf '%-28s ok      %7ss  cpu %4ss  %s\n' "$name" "$took" "$cpu" "$(stage_note "$name")" >"${log%.log}.result"
     else
         { printf '==> %-28s FAILED  %7ss\n' "$name" "$took"; show_failure "$log"; } | cat
-        printf '%-28s FAILED  %7ss\n' "$name" "$took" >"${log%.log}.result"
+        printf '%-28s FAILED  %7ss  cpu %4ss\n' "$name" "$took" "$cpu" >"${log%.log}.result"
     fi
     return $rc
 }
