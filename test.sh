@@ -48,7 +48,7 @@ default_stages() {
     done | sort -s -k1,1nr | cut -d' ' -f2
 }
 
-# record_duration NAME SECONDS: keeps the newest duration of each stage for default_stages.
+# record_duration NAME SECONDS: keeps the newest passing duration of each stage for default_stages.
 record_duration() {
     (
         flock 8
@@ -85,7 +85,8 @@ run_stage() {
     cpu=$(tail -n 1 "${log%.log}.times" | awk '{ gsub(/[ms]/, " "); print int($1 * 60 + $2 + $3 * 60 + $4) }')
     took=$(( ($(date +%s%N) - start) / 100000000 ))
     took="$((took / 10)).$((took % 10))"
-    [ "$name" = setup ] || record_duration "$name" "${took%.*}"
+    # A failed stage can end early: only a passing run tells how long the stage takes.
+    [ "$name" = setup ] || [ $rc -ne 0 ] || record_duration "$name" "${took%.*}"
     if [ $rc -eq 0 ]; then
         printf '==> %-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")"
         printf '%-28s ok      %7ss  cpu %4ss  %s\n' "$name" "$took" "$cpu" "$(stage_note "$name")" >"${log%.log}.result"
