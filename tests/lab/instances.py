@@ -67,7 +67,8 @@ def existing_instances():
 
 
 def delete(spec, report):
-    names = [p["name"] for p in spec["instances"] if p["name"] in existing_instances()]
+    existing = existing_instances()
+    names = [p["name"] for p in spec["instances"] if p["name"] in existing]
     if names:
         run(["lxc", "delete", "--force"] + names)
     report["deleted"] = names
