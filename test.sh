@@ -157,30 +157,21 @@ collection_env() {
     export ANSIBLE_NOCOLOR=1 NO_COLOR=1 PY_COLORS=0 ANSIBLE_FORCE_COLOR=0
 }
 
-# Unit tests run in two pytest processes, as ansible-test runs its target and controller
-# contexts: modules and module_utils run as on a target, where no controller code is loaded
-# (tests/unit/plugins/modules/conftest.py says why); filters and roles' specs are controller
-# code. Prints `unit: N passed, M skipped (ansible-core X, Python Y)`.
+# Unit tests run in one pytest process, as a developer runs them (`pytest tests/unit`); module
+# tests run each main() in a forked child that is a target again (tests/unit/plugins/modules/
+# conftest.py). Prints `unit: N passed, M skipped (ansible-core X, Python Y)`.
 # shellcheck disable=SC2016  # expands where it runs, here or in a guest
 UNIT_SCRIPT='
 set -u -o pipefail
-target="tests/unit/plugins/modules tests/unit/plugins/module_utils"
-ignore=""
-for path in $target; do ignore="$ignore --ignore=$path"; done
-"$python" -m pytest -q -p no:cacheprovider -rs $target | tee "$out/target.txt"; rc1=$?
-"$python" -m pytest -q -p no:cacheprovider -rs tests/unit $ignore | tee "$out/controller.txt"; rc2=$?
-"$python" - "$out/target.txt" "$out/controller.txt" <<"PY"
+"$python" -m pytest -q -p no:cacheprovider -rs tests/unit | tee "$out/unit.txt"; rc=$?
+"$python" - "$out/unit.txt" <<"PY"
 import re, sys
 import ansible.release
-totals = {}
-for path in sys.argv[1:]:
-    last = [line for line in open(path) if re.search(r"\d+ (passed|failed|error)", line)][-1]
-    for count, what in re.findall(r"(\d+) (\w+)", last):
-        totals[what] = totals.get(what, 0) + int(count)
-print("unit: " + ", ".join("%d %s" % (count, what) for what, count in totals.items())
+last = [line for line in open(sys.argv[1]) if re.search(r"\d+ (passed|failed|error)", line)][-1]
+print("unit: " + ", ".join("%s %s" % found for found in re.findall(r"(\d+) (\w+)", last))
       + " (ansible-core %s, Python %d.%d)" % ((ansible.release.__version__,) + sys.version_info[:2]))
 PY
-[ $rc1 -eq 0 ] && [ $rc2 -eq 0 ]
+[ $rc -eq 0 ]
 '
 
 unit_here() {  # VERSION

@@ -5,14 +5,16 @@ through 2.21) and keeps what it read for the rest of the process, so each run ha
 forked child: it sees the test's monkeypatches and leaves nothing behind.
 
 Modules run on a target, where only ansible.module_utils exists. From ansible-core 2.19 on,
-once controller code (ansible.errors, ansible.plugins, ...) is imported into a process, a
-module's warnings go to the controller's display instead of its result. So these tests run
-in a pytest process of their own, apart from controller-side tests such as the filter's, as
-ansible-test does with its target and controller contexts (./test.sh runs them so).
+once controller code (ansible.errors, ansible.plugins, ...) is imported into a process,
+ansible.module_utils marks the process as a controller and a module's warnings go to the
+controller's display instead of its result. A pytest process that also runs controller-side
+tests (filters, role specs) has that mark; the child drops it before it runs the module, by
+loading ansible.module_utils' own defaults again, so `pytest tests/unit` runs as one process.
 """
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import json
 import os
@@ -33,6 +35,21 @@ def _controller_modules() -> list[str]:
     )
 
 
+def _as_target() -> None:
+    """Give this process back ansible.module_utils' target defaults where controller code marked it.
+
+    ansible-core 2.19 and later keep the mark in ansible.module_utils._internal, which the controller
+    sets when it is imported; loading that module again restores what a target has. Earlier
+    versions have no mark and need nothing.
+    """
+    if _controller_modules():
+        try:
+            marks = importlib.import_module("ansible.module_utils._internal")
+        except ImportError:
+            return
+        importlib.reload(marks)
+
+
 def _run_in_child(module, args_path: str) -> tuple[int, str]:
     """Fork; the child runs module.main() with sys.argv[1] = args_path. (exit status, stdout)."""
     read_end, write_end = os.pipe()
@@ -47,6 +64,7 @@ def _run_in_child(module, args_path: str) -> tuple[int, str]:
     if pid == 0:  # the child: never returns into pytest
         status = 70
         try:
+            _as_target()
             os.close(read_end)
             sys.stdout = os.fdopen(write_end, "w")
             sys.argv = [module.__file__, args_path]
@@ -73,11 +91,6 @@ def _run_in_child(module, args_path: str) -> tuple[int, str]:
 @pytest.fixture
 def run_module(tmp_path_factory):
     """Run a module's main() with the given arguments; return its JSON result."""
-    loaded = _controller_modules()
-    assert not loaded, (
-        "controller code is loaded in this pytest process (%s); run tests/unit/plugins/modules "
-        "and tests/unit/plugins/module_utils in a pytest process of their own" % ", ".join(loaded[:5])
-    )
     directory = tmp_path_factory.mktemp("module_args")
     numbers = itertools.count()
 
