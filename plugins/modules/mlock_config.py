@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: mlock_config
 short_description: Keep disable_mlock in a Vault or OpenBao server configuration as the server wants it
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Finds the server binary, decides whether the server locks its memory, finds the configuration files its
     systemd service starts it with, and keeps their top-level C(disable_mlock) setting in step. Nothing else in

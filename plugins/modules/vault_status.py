@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: vault_status
 short_description: Wait until Vault or OpenBao answers on its API, and tell whether it is sealed
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Asks the server's C(GET /v1/sys/health) (it needs no token) until it answers, and returns its state
     (RV(initialized), RV(sealed), RV(standby), RV(version)). The request asks every state to answer 200
