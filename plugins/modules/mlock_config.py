@@ -93,7 +93,7 @@ options:
   backup:
     description:
       - Before a file changes, keep its text beside it, under its name with the suffix C(.PID.YYYY-MM-DD@HH:MM:SS~)
-        as M(ansible.builtin.copy) names backups, with the file's mode and owner (RV(backup_files)).
+        as M(ansible.builtin.copy) names backups, with the file's mode and owner (RV(backups)).
     type: bool
     default: false
 notes:
@@ -246,12 +246,19 @@ settings:
       description: The value as the server reads it; V(null) when the server refuses it.
       type: bool
   sample: [{path: /etc/openbao/openbao.hcl, line: 14, text: 'false', value: false}]
-backup_files:
-  description: The backups written before the files changed (O(backup=true)); empty when none was.
+backups:
+  description: Each file changed with O(backup=true) and its backup; empty when none was written.
   returned: success
   type: list
-  elements: str
-  sample: [/etc/vault.d/vault.hcl.4242.2026-12-07@23:50:01~]
+  elements: dict
+  contains:
+    path:
+      description: The configuration file.
+      type: str
+    backup:
+      description: Its text before, beside it.
+      type: str
+  sample: [{path: /etc/vault.d/vault.hcl, backup: /etc/vault.d/vault.hcl.4242.2026-12-07@23:50:01~}]
 changed_lines:
   description: The lines changed (or, in check mode, to change), per file.
   returned: success
@@ -527,12 +534,12 @@ def main():
                     "with binary=PATH if the decision should follow that one")
 
     changed = any(plan.changed for plan in plans)
-    backup_files = []
+    backups = []
     if changed and not module.check_mode:
         try:
             # The suffix ansible.builtin's backup=true gives (PID, time), so repeated edits keep every original.
             suffix = time.strftime(f".{os.getpid()}.%Y-%m-%d@%H:%M:%S~") if module.params["backup"] else ""
-            backup_files = apply_plan(plans, root, suffix)
+            backups = apply_plan(plans, root, suffix)
         except OSError as exc:
             module.fail_json(msg=f"Writing the configuration failed: {exc}", exception=traceback.format_exc())
 
@@ -558,7 +565,7 @@ def main():
         config_files=[config.real_path for config in configs],
         settings=before["settings"],
         changed_lines=[dataclasses.asdict(change) for plan in plans for change in plan.line_changes()],
-        backup_files=backup_files,
+        backups=backups,
         swap=_swap_report(view, root),
     )
     if module._diff:

@@ -155,7 +155,7 @@ def test_apply_keeps_a_backup_of_each_changed_file_when_asked(tree):
     os.chmod(real, 0o640)
     configs = read_configs(["/etc/openbao/openbao.hcl"], str(tree))
     assert apply_plan(plan_configs(configs, None, add_when_missing=False), str(tree), ".1~") == [
-        "/etc/openbao/openbao.hcl.1~"]
+        {"path": "/etc/openbao/openbao.hcl", "backup": "/etc/openbao/openbao.hcl.1~"}]
     assert real.read_text() == WITHOUT_LINE
     backup = tree / "etc/openbao/openbao.hcl.1~"
     assert backup.read_text() == before != WITHOUT_LINE

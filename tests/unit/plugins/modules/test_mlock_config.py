@@ -111,19 +111,19 @@ def test_second_run_changes_nothing(run_module, guest):
 
 def test_backup_keeps_the_text_before_and_says_where(run_module, guest):
     result = run_module(mlock_config, {"backup": True})
-    assert [os.path.dirname(path) for path in result["backup_files"]] == [os.path.dirname(CONFIG)]
-    assert os.path.basename(result["backup_files"][0]).startswith(os.path.basename(CONFIG) + ".")
-    assert result["backup_files"][0].endswith("~")
-    assert read(guest, result["backup_files"][0]) == HCL and read(guest, CONFIG) == WITHOUT_LINE
+    [backup] = result["backups"]
+    assert backup["path"] == CONFIG
+    assert backup["backup"].startswith(CONFIG + ".") and backup["backup"].endswith("~")
+    assert read(guest, backup["backup"]) == HCL and read(guest, CONFIG) == WITHOUT_LINE
     again = run_module(mlock_config, {"backup": True})
-    assert (again["changed"], again["backup_files"]) == (False, [])
+    assert (again["changed"], again["backups"]) == (False, [])
 
 
 def test_no_backup_unless_asked_nor_in_check_mode(run_module, guest):
     before = tree_snapshot(guest)
-    assert run_module(mlock_config, {"backup": True, "_ansible_check_mode": True})["backup_files"] == []
+    assert run_module(mlock_config, {"backup": True, "_ansible_check_mode": True})["backups"] == []
     assert tree_snapshot(guest) == before
-    assert run_module(mlock_config, {})["backup_files"] == []
+    assert run_module(mlock_config, {})["backups"] == []
     assert sorted(os.listdir(guest / os.path.dirname(CONFIG).lstrip("/"))) == [os.path.basename(CONFIG)]
 
 
