@@ -34,8 +34,8 @@ extends_documentation_fragment:
 options:
   api_addr:
     description:
-      - The server's API address, as C(VAULT_ADDR) or C(BAO_ADDR) would be written (C(http(s)://HOST[:PORT]), no
-        path).
+      - The server's API address, as C(VAULT_ADDR) or C(BAO_ADDR) would be written (C(http://HOST[:PORT]) or
+        C(https://HOST[:PORT]), no path).
       - The empty string takes the first C(tcp) listener of O(config), else C(https://127.0.0.1:8200).
     type: str
     default: ''
