@@ -169,12 +169,12 @@ def test_memlock_textfile_is_what_prometheus_reads():
                                                               "instances": PROBE["instances"] + [unlimited]}))))
     assert set(families) == {"vault_mlock_lxd_guest_" + name for name in
                              ("info", "failing", "restart_required", "memlock_bytes", "locked_bytes", "vmsize_bytes")}
-    assert all(kind == "gauge" for kind, _ in families.values())
+    assert {kind for kind, samples in families.values()} == {"gauge"}
     info = families["vault_mlock_lxd_guest_info"][1]
     assert [(labels["guest"], labels["verdict"], value) for labels, value in info] == [
         ("vault", "ok", 1), ("soft", "finite_limit", 1), ("stale", "too_low", 1), ("off", "not_running", 1),
         ("inf", "ok", 1)]
-    assert all(labels["project"] == "default" for labels, _ in info)
+    assert {labels["project"] for labels, value in info} == {"default"}
     failing = {labels["guest"]: value for labels, value in families["vault_mlock_lxd_guest_failing"][1]}
     assert failing == {"vault": 0, "soft": 1, "stale": 1, "off": 0, "inf": 0}
     restart = {labels["guest"]: value for labels, value in families["vault_mlock_lxd_guest_restart_required"][1]}
@@ -183,7 +183,7 @@ def test_memlock_textfile_is_what_prometheus_reads():
               for labels, value in families["vault_mlock_lxd_guest_memlock_bytes"][1]}
     assert limits[("soft", "lxd_at_start")] == 256 << 10 and limits[("stale", "lxd_at_start")] == 512 << 10
     assert limits[("inf", "service")] == float("inf") and ("inf", "lxd_now") not in limits
-    assert [value for _, value in families["vault_mlock_lxd_guest_locked_bytes"][1]] == [3 << 20]
+    assert [sample[1] for sample in families["vault_mlock_lxd_guest_locked_bytes"][1]] == [3 << 20]
 
 
 def test_memlock_textfile_escapes_label_values():
@@ -195,7 +195,7 @@ def test_memlock_textfile_escapes_label_values():
 
 
 def test_memlock_textfile_of_no_guest_is_headers_only():
-    assert [samples for _, _, samples in _parsed(memlock_textfile([]))] == [[]] * 6
+    assert [family[2] for family in _parsed(memlock_textfile([]))] == [[]] * 6
 
 
 @pytest.mark.parametrize("value", ["text", {"guest": "x"}, [1]])
