@@ -62,8 +62,8 @@ options:
     type: float
     default: 30
 requirements:
-  - Python 3.7 or later on the host the module runs on, and nothing beyond its standard library
-    (no pylxd, no requests).
+  - Python 3.8 or later on the host the module runs on (the oldest ansible-core 2.18 supports on targets), and
+    nothing beyond its standard library (no pylxd, no requests).
 notes:
   - A command run inside a guest has its output recorded by LXD (C(record-output), no websocket), read
     back and deleted at once. On a cluster, any member runs commands in the guests of every other member;

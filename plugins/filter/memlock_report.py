@@ -2,7 +2,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Filters that present memlock_probe's result: a table for people, the failing sentences for a task.
+"""Filters that present memlock_probe's result: a table for people, the failing sentences for a task, and the
+figures for a monitoring system (as data, and as a Prometheus textfile).
 
 The documentation of each filter is in the YAML file of the same name next to this one.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import FAILING, OK, human_size
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._verdicts import FAILING, OK, UNKNOWN, human_size
 
 COLUMNS = ("GUEST", "STATUS", "PRIV", "LXD AT START", "LXD NOW", "PID 1", "SERVICE", "LOCKED/VMSIZE", "VERDICT")
 
@@ -93,14 +94,106 @@ def memlock_table(probe) -> list:
     return lines
 
 
-def memlock_failures(probe, verdicts=None) -> list:
+def _failing(verdicts=None, unknown_fails=False) -> tuple:
+    """The verdicts that fail: the given ones, else FAILING; with unknown_fails, unknown too."""
+    failing = FAILING if verdicts is None else tuple(verdicts)
+    return failing + (UNKNOWN,) if unknown_fails and UNKNOWN not in failing else failing
+
+
+def memlock_failures(probe, verdicts=None, unknown_fails=False) -> list:
     """The sentences of the guests whose verdict says Vault's memory is not safe from swap: it cannot lock its
     memory (now or once it grows), or it does not lock it and swap can take it."""
-    failing = FAILING if verdicts is None else tuple(verdicts)
+    failing = _failing(verdicts, unknown_fails)
     return [str(guest.get("message", "")) for guest in _instances(probe, "memlock_failures")
             if guest.get("verdict") in failing]
 
 
+# The limits a guest's figures come from, in the order the table shows them.
+LIMIT_SOURCES = ("lxd_at_start", "lxd_now", "pid1", "service")
+
+
+def _soft_bytes(holder):
+    """(known, bytes) of a memlock figure's soft limit; bytes None means no limit."""
+    memlock = (holder or {}).get("memlock")
+    if not memlock:
+        return False, None
+    return True, memlock.get("soft_bytes")
+
+
+def memlock_metrics(probe, unknown_fails=False) -> list:
+    """One mapping per guest with its verdict, whether it fails memlock_verify, and its figures in bytes."""
+    default_project = probe.get("project") if isinstance(probe, dict) else None
+    failing = _failing(unknown_fails=unknown_fails)
+    metrics = []
+    for guest in _instances(probe, "memlock_metrics"):
+        limits = {}
+        for source in LIMIT_SOURCES:
+            known, size = _soft_bytes(guest.get(source))
+            if known:
+                limits[source] = size
+        processes = guest.get("processes") or []
+        first = processes[0] if processes else {}
+        metrics.append({
+            "guest": str(guest.get("name", "?")),
+            "project": str(guest.get("project") or default_project or "default"),
+            "status": str(guest.get("status") or ""),
+            "verdict": str(guest.get("verdict", "unknown")),
+            "failing": guest.get("verdict") in failing,
+            "restart_required": bool(guest.get("restart_required")),
+            "memlock_bytes": limits,
+            "locked_bytes": first.get("vmlck_bytes"),
+            "vmsize_bytes": first.get("vmsize_bytes"),
+        })
+    return metrics
+
+
+PREFIX = "vault_mlock_lxd_guest_"
+# name: help, for each family of the textfile.
+FAMILIES = {
+    "info": "One series per guest: its status and memlock_probe's verdict as labels; always 1.",
+    "failing": "1 where the verdict fails vault_mlock.lxd.memlock_verify, else 0.",
+    "restart_required": "1 where a restart of the guest would give it another memlock limit, else 0.",
+    "memlock_bytes": "RLIMIT_MEMLOCK soft limit in bytes (+Inf: none), by where it applies (source).",
+    "locked_bytes": "VmLck of the guest's first Vault process, in bytes.",
+    "vmsize_bytes": "VmSize of the guest's first Vault process, in bytes.",
+}
+
+
+def _label_value(value) -> str:
+    """A label value as the text exposition format escapes it."""
+    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _sample(family: str, labels: dict, value) -> str:
+    text = ",".join(f'{name}="{_label_value(label)}"' for name, label in labels.items())
+    number = "+Inf" if value is None else str(int(value))
+    return f"{PREFIX}{family}{{{text}}} {number}"
+
+
+def memlock_textfile(metrics) -> str:
+    """memlock_metrics' mappings as a Prometheus textfile (node_exporter's textfile collector), one family of
+    gauges per figure, each guest's series under its guest and project labels."""
+    if not isinstance(metrics, list) or not all(isinstance(item, dict) for item in metrics):
+        raise AnsibleFilterError("memlock_textfile: expected the list vault_mlock.lxd.memlock_metrics returns, "
+                                 f"got {type(metrics).__name__}")
+    samples = {family: [] for family in FAMILIES}
+    for item in metrics:
+        guest = {"guest": item["guest"], "project": item["project"]}
+        samples["info"].append(_sample("info", dict(guest, status=item["status"], verdict=item["verdict"]), 1))
+        samples["failing"].append(_sample("failing", guest, item["failing"]))
+        samples["restart_required"].append(_sample("restart_required", guest, item["restart_required"]))
+        for source, size in item["memlock_bytes"].items():
+            samples["memlock_bytes"].append(_sample("memlock_bytes", dict(guest, source=source), size))
+        for family in ("locked_bytes", "vmsize_bytes"):
+            if item.get(family) is not None:
+                samples[family].append(_sample(family, guest, item[family]))
+    lines = []
+    for family, help_text in FAMILIES.items():
+        lines += [f"# HELP {PREFIX}{family} {help_text}", f"# TYPE {PREFIX}{family} gauge"] + samples[family]
+    return "\n".join(lines) + "\n"
+
+
 class FilterModule:
     def filters(self):
-        return {"memlock_table": memlock_table, "memlock_failures": memlock_failures}
+        return {"memlock_table": memlock_table, "memlock_failures": memlock_failures,
+                "memlock_metrics": memlock_metrics, "memlock_textfile": memlock_textfile}

@@ -7,7 +7,7 @@
 """The LXD (or Incus) REST API as the collection uses it, on Python's standard library alone.
 
 A local daemon is reached through its unix socket (http.client over AF_UNIX), a remote one over
-https:// with a client certificate. Nothing beyond the standard library of Python 3.7 or later is
+https:// with a client certificate. Nothing beyond the standard library of Python 3.8 or later is
 needed: Debian 13 packages no pylxd for its Python and refuses pip into it.
 
 The probe uses three calls: server_info(), list_instances() and execute_many() (execute() for one

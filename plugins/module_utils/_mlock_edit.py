@@ -17,7 +17,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._atomic import write_atomic
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._config_syntax import (
@@ -178,11 +178,20 @@ def plan_configs(configs: Sequence[ConfigFile], want: Optional[bool], add_when_m
     return plans
 
 
-def apply_plan(plans: Sequence[FilePlan], root: str = "/") -> None:
-    """Write every changed file atomically, keeping its mode and owner."""
+def apply_plan(plans: Sequence[FilePlan], root: str = "/", backup_suffix: str = "") -> List[Dict[str, str]]:
+    """Write every changed file atomically, keeping its mode and owner.
+
+    With a backup suffix, each changed file's text before is first kept beside it, under its name with that suffix
+    (same mode and owner); returns ``{path, backup}`` for each.
+    """
+    backups = []
     for plan in plans:
         if not plan.changed:
             continue
         full = os.path.join(root, plan.config.real_path.lstrip("/"))
         info = os.stat(full)
+        if backup_suffix:
+            write_atomic(full + backup_suffix, plan.config.text, info.st_mode & 0o7777, info.st_uid, info.st_gid)
+            backups.append({"path": plan.config.real_path, "backup": plan.config.real_path + backup_suffix})
         write_atomic(full, plan.after, info.st_mode & 0o7777, info.st_uid, info.st_gid)
+    return backups

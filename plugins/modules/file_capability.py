@@ -11,7 +11,7 @@ module: file_capability
 short_description: Set file capabilities such as cap_ipc_lock on the Vault binary, without libcap tools
 version_added: 0.1.0
 description:
-  - Gives a file Linux capabilities the way C(setcap cap_ipc_lock=+ep $(readlink -f vault)) does, so that Vault
+  - Gives a file Linux capabilities the way C(setcap cap_ipc_lock=+ep) does on the file C(readlink -f vault) names, so that Vault
     can C(mlock) its memory without running as root.
   - Reads and writes the C(security.capability) extended attribute directly, so the target needs neither
     C(getcap) nor C(setcap) (C(libcap2-bin)); only Python's C(os.getxattr) and C(os.setxattr).
@@ -36,7 +36,7 @@ options:
     required: true
   capability:
     description:
-      - The capabilities in libcap's text form, see C(cap_from_text(3)).
+      - The capabilities in libcap's text form, see the manual page cap_from_text(3).
       - A clause is a comma-separated list of capability names (such as V(cap_ipc_lock), case does not matter),
         numbers (V(14)) or V(all), followed by V(=FLAGS), V(+FLAGS) or V(-FLAGS) groups, where the flags are
         V(e) (effective), V(i) (inheritable) and V(p) (permitted). Only the first group may be V(=). A clause

@@ -13,7 +13,7 @@ version_added: 0.2.0
 description:
   - Gives the running LXD (or Incus) daemon a memlock limit (C(RLIMIT_MEMLOCK)), which every guest started
     afterwards inherits, without stopping a running guest.
-  - First choice, on every flavour, is to change the running daemon's limit in place with C(prlimit(2)), so the
+  - First choice, on every flavour, is to change the running daemon's limit in place with prlimit(2), so the
     daemon keeps its PID and does not restart. Lowering a limit, or raising the soft limit up to the hard one,
     needs no privilege; raising the hard limit needs C(CAP_SYS_RESOURCE) in the initial user namespace, which
     root on a host has and root in a container has not. The module reads its own capabilities to foresee this, and
@@ -139,7 +139,7 @@ action:
   description:
     - What the module did, or in check mode would do.
     - V(unchanged), the daemon already runs with RV(target).
-    - V(raised_live), the running daemon's limit was changed in place with C(prlimit(2)) (raised, or lowered);
+    - V(raised_live), the running daemon's limit was changed in place with prlimit(2) (raised, or lowered);
       no restart.
     - V(restarted), C(systemctl restart); running instances stay up unless RV(instances_kept) is V(false).
     - V(reloaded), C(systemctl reload) of the LXD snap, which starts the daemon again and keeps every instance.

@@ -102,9 +102,10 @@ options:
     default: true
   ipc_lock:
     description:
-      - Also give the service C(CAP_IPC_LOCK), so that a service running as a non-root user (Vault's
-        C(vault.service)) may lock memory. The drop-in then holds C(AmbientCapabilities=CAP_IPC_LOCK), which
-        systemd adds to the unit's other ambient capabilities.
+      - Also give the service C(CAP_IPC_LOCK), so that it may lock more than its C(RLIMIT_MEMLOCK), or lock at
+        all where that limit is 0; within a non-zero limit any process may lock memory without it. The drop-in
+        then holds C(AmbientCapabilities=CAP_IPC_LOCK), which systemd adds to the unit's other ambient
+        capabilities, so a service running as a non-root user (Vault's C(vault.service)) holds it too.
       - C(CapabilityBoundingSet=CAP_IPC_LOCK) goes in too, but only where the unit's files (read as systemd merges
         them, C(~) lists and empty resets included) restrict the bounding set and leave C(CAP_IPC_LOCK) out; there
         systemd adds it. Where nothing restricts the set, such a line would replace every capability with
@@ -132,26 +133,26 @@ seealso:
 
 EXAMPLES = r"""
 ---
-- name: Let LXD guests lock 256 MiB (ulimit -l prints 262144 in a guest)
+- name: Let LXD guests lock memory without limit
   vault_mlock.lxd.memlock_dropin:
-    limit: 256M
+    limit: infinity
   register: lxd_memlock
 
-# restart_required is the module's decision: the daemon runs on another limit than a start gives it.
-- name: Restart LXD so that guests started from now on get the new limit
-  ansible.builtin.systemd_service:
-    name: "{{ lxd_memlock.unit }}"
-    state: restarted
-  when: lxd_memlock.restart_required
+# memlock_daemon gives the running daemon the new limit in the unit's own way that keeps every instance
+# up; restarting the snap's daemon with systemctl would stop them all.
+- name: Give the running LXD daemon that limit, no guest stopped
+  vault_mlock.lxd.memlock_daemon:
+    unit: "{{ lxd_memlock.unit }}"
+    limit: infinity
 
 - name: No memlock limit for the snap's LXD daemon
   vault_mlock.lxd.memlock_dropin:
     unit: snap.lxd.daemon.service
     limit: infinity
 
-- name: Soft limit 64 MiB, hard limit 1 GiB, in a drop-in that sorts after the packaged ones
+- name: No memlock limit, in a drop-in that sorts after the packaged ones
   vault_mlock.lxd.memlock_dropin:
-    limit: 64M:1G
+    limit: infinity
     name: 99-memlock.conf
 
 - name: Let Vault inside a guest lock memory without limit, as its own non-root user

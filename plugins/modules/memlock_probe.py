@@ -391,7 +391,7 @@ instances:
       type: dict
       contains:
         name:
-          description: The process (C(vault (PID 58))) or the unit (C(vault.service)).
+          description: The process (V(vault (PID 58\))) or the unit (V(vault.service)).
           type: str
         source:
           description: V(process) (its own C(/proc) limits) or V(unit) (what systemd gives its service).

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: mlock_config
 short_description: Keep disable_mlock in a Vault or OpenBao server configuration as the server wants it
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Finds the server binary, decides whether the server locks its memory, finds the configuration files its
     systemd service starts it with, and keeps their top-level C(disable_mlock) setting in step. Nothing else in
@@ -90,6 +90,12 @@ options:
         that has one decides, as the server merges them.
     type: str
     default: ''
+  backup:
+    description:
+      - Before a file changes, keep its text beside it, under its name with the suffix C(.PID.YYYY-MM-DD@HH:MM:SS~)
+        as M(ansible.builtin.copy) names backups, with the file's mode and owner (RV(backups)).
+    type: bool
+    default: false
 notes:
   - Only top-level C(disable_mlock) settings count and change; the key is read without regard to case, quoted or
     not, and its value as the server reads it (C(true), C("true"), C(1) are all true), so a setting that already
@@ -240,6 +246,19 @@ settings:
       description: The value as the server reads it; V(null) when the server refuses it.
       type: bool
   sample: [{path: /etc/openbao/openbao.hcl, line: 14, text: 'false', value: false}]
+backups:
+  description: Each file changed with O(backup=true) and its backup; empty when none was written.
+  returned: success
+  type: list
+  elements: dict
+  contains:
+    path:
+      description: The configuration file.
+      type: str
+    backup:
+      description: Its text before, beside it.
+      type: str
+  sample: [{path: /etc/vault.d/vault.hcl, backup: /etc/vault.d/vault.hcl.4242.2026-12-07@23:50:01~}]
 changed_lines:
   description: The lines changed (or, in check mode, to change), per file.
   returned: success
@@ -309,6 +328,7 @@ swap:
 
 import dataclasses
 import os
+import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -465,6 +485,7 @@ def main():
             config=dict(type="list", elements="path", default=[]),
             disable_mlock=dict(type="raw", default="auto"),
             storage=dict(type="str", default=""),
+            backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -513,9 +534,12 @@ def main():
                     "with binary=PATH if the decision should follow that one")
 
     changed = any(plan.changed for plan in plans)
+    backups = []
     if changed and not module.check_mode:
         try:
-            apply_plan(plans, root)
+            # The suffix ansible.builtin's backup=true gives (PID, time), so repeated edits keep every original.
+            suffix = time.strftime(f".{os.getpid()}.%Y-%m-%d@%H:%M:%S~") if module.params["backup"] else ""
+            backups = apply_plan(plans, root, suffix)
         except OSError as exc:
             module.fail_json(msg=f"Writing the configuration failed: {exc}", exception=traceback.format_exc())
 
@@ -541,6 +565,7 @@ def main():
         config_files=[config.real_path for config in configs],
         settings=before["settings"],
         changed_lines=[dataclasses.asdict(change) for plan in plans for change in plan.line_changes()],
+        backups=backups,
         swap=_swap_report(view, root),
     )
     if module._diff:

@@ -9,7 +9,7 @@ DOCUMENTATION = r"""
 ---
 module: vault_status
 short_description: Wait until Vault or OpenBao answers on its API, and tell whether it is sealed
-version_added: 0.1.0
+version_added: 0.2.0
 description:
   - Asks the server's C(GET /v1/sys/health) (it needs no token) until it answers, and returns its state
     (RV(initialized), RV(sealed), RV(standby), RV(version)). The request asks every state to answer 200
@@ -34,8 +34,8 @@ extends_documentation_fragment:
 options:
   api_addr:
     description:
-      - The server's API address, as C(VAULT_ADDR) or C(BAO_ADDR) would be written (C(http(s)://HOST[:PORT]), no
-        path).
+      - The server's API address, as C(VAULT_ADDR) or C(BAO_ADDR) would be written (C(http://HOST[:PORT]) or
+        C(https://HOST[:PORT]), no path).
       - The empty string takes the first C(tcp) listener of O(config), else C(https://127.0.0.1:8200).
     type: str
     default: ''

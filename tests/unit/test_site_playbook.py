@@ -21,17 +21,37 @@ def _load(*path):
         return yaml.safe_load(handle)
 
 
+def _rendered(value, **extra_vars) -> str:
+    """A play keyword as Ansible gets it with these extra variables (it knows no host when it reads it)."""
+    import jinja2
+
+    return jinja2.Environment().from_string(str(value)).render(**extra_vars).strip()
+
+
 def _guest_play():
-    plays = [play for play in _load("playbooks", "site.yml") if play.get("hosts") == "vault_guests"]
+    plays = [play for play in _load("playbooks", "site.yml") if _rendered(play.get("hosts")) == "vault_guests"]
     assert len(plays) == 1, "the site playbook has one play for vault_guests"
     return plays[0]
 
 
 def _batch_size(play) -> str:
-    """serial as Ansible gets it without extra variables (it knows no host when it reads it)."""
-    import jinja2
+    return _rendered(play.get("serial", "0"))
 
-    return jinja2.Environment().from_string(str(play.get("serial", "0"))).render().strip()
+
+def _host_patterns(path, **extra_vars):
+    return [_rendered(play["hosts"], **extra_vars) for play in _load("playbooks", path) if "hosts" in play]
+
+
+def test_the_plays_take_their_host_patterns_from_variables():
+    assert _host_patterns("site.yml") == ["lxd_hosts", "vault_guests"]
+    assert _host_patterns("site.yml", vault_mlock_lxd_hosts="lxd", vault_mlock_vault_guests="vault") == ["lxd", "vault"]
+    assert _host_patterns("verify.yml") == ["lxd_hosts"]
+    assert _host_patterns("verify.yml", vault_mlock_lxd_hosts="lxd") == ["lxd"]
+
+
+def test_the_site_playbook_ends_with_the_verify_playbook():
+    assert _load("playbooks", "site.yml")[-1]["ansible.builtin.import_playbook"] == "vault_mlock.lxd.verify"
+    assert [play["roles"] for play in _load("playbooks", "verify.yml")] == [[{"role": "vault_mlock.lxd.memlock_verify"}]]
 
 
 def test_the_guest_play_takes_one_guest_at_a_time():

@@ -8,11 +8,14 @@ import dataclasses
 
 import pytest
 from ansible.errors import AnsibleFilterError
+from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.vault_mlock.lxd.plugins.filter.memlock_report import (
     FilterModule,
     memlock_failures,
+    memlock_metrics,
     memlock_table,
+    memlock_textfile,
 )
 
 
@@ -98,6 +101,8 @@ def test_memlock_failures_count_swap_verdicts():
     probe = {"instances": [bao_guest("bao", "protected", BAO_NO_SWAP), bao_guest("bao2", "exposed", BAO_SWAP),
                            bao_guest("bao3", "not_enforced", "n"), bao_guest("bao4", "unknown", "u")]}
     assert memlock_failures(probe) == [BAO_SWAP, "n"]
+    assert memlock_failures(probe, unknown_fails=True) == [BAO_SWAP, "n", "u"]
+    assert memlock_failures(probe, ["exposed", "unknown"], unknown_fails=True) == [BAO_SWAP, "u"]
 
 
 def test_memlock_table_of_the_instances_alone_has_no_daemon_line():
@@ -119,10 +124,81 @@ def test_memlock_failures():
 
 @pytest.mark.parametrize("value", ["text", 42, {"no": "instances"}])
 def test_filters_refuse_what_is_no_probe_result(value):
-    for function in (memlock_table, memlock_failures):
+    for function in (memlock_table, memlock_failures, memlock_metrics):
         with pytest.raises(AnsibleFilterError, match="expected the result of vault_mlock.lxd.memlock_probe"):
             function(value)
 
 
 def test_filter_module():
-    assert set(FilterModule().filters()) == {"memlock_table", "memlock_failures"}
+    assert set(FilterModule().filters()) == {"memlock_table", "memlock_failures", "memlock_metrics",
+                                             "memlock_textfile"}
+
+
+def test_memlock_metrics():
+    metrics = memlock_metrics(dict(PROBE, project="vault"))
+    assert [item["guest"] for item in metrics] == ["vault", "soft", "stale", "off"]
+    assert {item["project"] for item in metrics} == {"vault"}
+    vault, soft, stale, off = metrics
+    assert vault == {"guest": "vault", "project": "vault", "status": "Running", "verdict": "ok", "failing": False,
+                     "restart_required": False,
+                     "memlock_bytes": {"lxd_at_start": 4 << 20, "lxd_now": 4 << 20, "pid1": 4 << 20, "service": 4 << 20},
+                     "locked_bytes": 3 << 20, "vmsize_bytes": 3 << 20}
+    assert soft["failing"] and soft["memlock_bytes"]["lxd_at_start"] == 256 << 10
+    assert stale["restart_required"] and stale["memlock_bytes"] == {"lxd_at_start": 512 << 10}
+    assert stale["locked_bytes"] is None
+    assert (off["verdict"], off["failing"], off["memlock_bytes"]) == ("not_running", False, {})
+
+
+def test_memlock_metrics_fail_on_unknown_only_when_asked():
+    probe = {"instances": [bao_guest("bao4", "unknown", "u")]}
+    assert [item["failing"] for item in memlock_metrics(probe)] == [False]
+    assert [item["failing"] for item in memlock_metrics(probe, unknown_fails=True)] == [True]
+
+
+def _parsed(text):
+    """(family, type, [(labels, value)]) as Prometheus' own text parser reads the textfile."""
+    return [(family.name, family.type, [(sample.labels, sample.value) for sample in family.samples])
+            for family in text_string_to_metric_families(text)]
+
+
+def test_memlock_textfile_is_what_prometheus_reads():
+    unlimited = guest("inf", "ok", pid1={"memlock": memlock("infinity", None)},
+                      service={"name": "vault.service", "memlock": memlock("infinity", None)})
+    families = dict((name, (kind, samples)) for name, kind, samples in
+                    _parsed(memlock_textfile(memlock_metrics({"project": "default",
+                                                              "instances": PROBE["instances"] + [unlimited]}))))
+    assert set(families) == {"vault_mlock_lxd_guest_" + name for name in
+                             ("info", "failing", "restart_required", "memlock_bytes", "locked_bytes", "vmsize_bytes")}
+    assert {kind for kind, samples in families.values()} == {"gauge"}
+    info = families["vault_mlock_lxd_guest_info"][1]
+    assert [(labels["guest"], labels["verdict"], value) for labels, value in info] == [
+        ("vault", "ok", 1), ("soft", "finite_limit", 1), ("stale", "too_low", 1), ("off", "not_running", 1),
+        ("inf", "ok", 1)]
+    assert {labels["project"] for labels, value in info} == {"default"}
+    failing = {labels["guest"]: value for labels, value in families["vault_mlock_lxd_guest_failing"][1]}
+    assert failing == {"vault": 0, "soft": 1, "stale": 1, "off": 0, "inf": 0}
+    restart = {labels["guest"]: value for labels, value in families["vault_mlock_lxd_guest_restart_required"][1]}
+    assert restart == {"vault": 0, "soft": 0, "stale": 1, "off": 0, "inf": 0}
+    limits = {(labels["guest"], labels["source"]): value
+              for labels, value in families["vault_mlock_lxd_guest_memlock_bytes"][1]}
+    assert limits[("soft", "lxd_at_start")] == 256 << 10 and limits[("stale", "lxd_at_start")] == 512 << 10
+    assert limits[("inf", "service")] == float("inf") and ("inf", "lxd_now") not in limits
+    assert [sample[1] for sample in families["vault_mlock_lxd_guest_locked_bytes"][1]] == [3 << 20]
+
+
+def test_memlock_textfile_escapes_label_values():
+    odd = 'a"b\\c\nd'
+    text = memlock_textfile([{"guest": odd, "project": "p", "status": "Running", "verdict": "ok", "failing": False,
+                              "restart_required": False, "memlock_bytes": {}, "locked_bytes": None,
+                              "vmsize_bytes": None}])
+    assert _parsed(text)[0][2] == [({"guest": odd, "project": "p", "status": "Running", "verdict": "ok"}, 1)]
+
+
+def test_memlock_textfile_of_no_guest_is_headers_only():
+    assert [family[2] for family in _parsed(memlock_textfile([]))] == [[]] * 6
+
+
+@pytest.mark.parametrize("value", ["text", {"guest": "x"}, [1]])
+def test_memlock_textfile_refuses_what_is_no_metrics(value):
+    with pytest.raises(AnsibleFilterError, match="memlock_textfile: expected the list"):
+        memlock_textfile(value)

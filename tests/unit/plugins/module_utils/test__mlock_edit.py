@@ -147,3 +147,20 @@ def test_apply_writes_nothing_when_nothing_changes(tree):
     configs = read_configs(["/etc/openbao/openbao.hcl"], str(tree))
     apply_plan(plan_configs(configs, None, add_when_missing=False), str(tree))
     assert os.stat(real).st_ino == inode
+
+
+def test_apply_keeps_a_backup_of_each_changed_file_when_asked(tree):
+    real = tree / "etc/openbao/openbao.hcl"
+    before = real.read_text()
+    os.chmod(real, 0o640)
+    configs = read_configs(["/etc/openbao/openbao.hcl"], str(tree))
+    assert apply_plan(plan_configs(configs, None, add_when_missing=False), str(tree), ".1~") == [
+        {"path": "/etc/openbao/openbao.hcl", "backup": "/etc/openbao/openbao.hcl.1~"}]
+    assert real.read_text() == WITHOUT_LINE
+    backup = tree / "etc/openbao/openbao.hcl.1~"
+    assert backup.read_text() == before != WITHOUT_LINE
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o640
+    # Nothing to change: no backup either.
+    configs = read_configs(["/etc/openbao/openbao.hcl"], str(tree))
+    assert apply_plan(plan_configs(configs, None, add_when_missing=False), str(tree), ".2~") == []
+    assert not (tree / "etc/openbao/openbao.hcl.2~").exists()

@@ -109,6 +109,24 @@ def test_second_run_changes_nothing(run_module, guest):
     assert tree_snapshot(guest) == before
 
 
+def test_backup_keeps_the_text_before_and_says_where(run_module, guest):
+    result = run_module(mlock_config, {"backup": True})
+    [backup] = result["backups"]
+    assert backup["path"] == CONFIG
+    assert backup["backup"].startswith(CONFIG + ".") and backup["backup"].endswith("~")
+    assert read(guest, backup["backup"]) == HCL and read(guest, CONFIG) == WITHOUT_LINE
+    again = run_module(mlock_config, {"backup": True})
+    assert (again["changed"], again["backups"]) == (False, [])
+
+
+def test_no_backup_unless_asked_nor_in_check_mode(run_module, guest):
+    before = tree_snapshot(guest)
+    assert run_module(mlock_config, {"backup": True, "_ansible_check_mode": True})["backups"] == []
+    assert tree_snapshot(guest) == before
+    assert run_module(mlock_config, {})["backups"] == []
+    assert sorted(os.listdir(guest / os.path.dirname(CONFIG).lstrip("/"))) == [os.path.basename(CONFIG)]
+
+
 def test_check_mode_writes_nothing_and_diff_shows_the_change(run_module, guest):
     before = tree_snapshot(guest)
     result = run_module(mlock_config, {"_ansible_check_mode": True, "_ansible_diff": True})
