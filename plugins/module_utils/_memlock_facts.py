@@ -50,9 +50,12 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import Meml
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     CgroupSwap,
     HostSwap,
+    SwapDevice,
     gather_cgroup_swap,
+    judge_swap_area,
     swap_view_hidden,
     unit_of_cgroup,
+    zswap_enabled,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import (
     DIRECTORY_SUFFIXES,
@@ -103,13 +106,15 @@ class SwapFacts:
     total_bytes: Optional[int]
     areas: List[SwapArea] = field(default_factory=list)
     hidden: str = ""  # why these are not the host's own figures ('' when they are)
+    devices: List[SwapDevice] = field(default_factory=list)  # each area judged from the host's sysfs
+    zswap: Optional[bool] = None
 
     @property
     def host(self) -> HostSwap:
         """The host's swap as a verdict takes it: unknown where these figures are not the host's."""
         if self.hidden:
             return HostSwap(None)
-        return HostSwap(self.total_bytes, tuple(area.name for area in self.areas))
+        return HostSwap(self.total_bytes, tuple(area.name for area in self.areas), tuple(self.devices), self.zswap)
 
 
 @dataclass(frozen=True)
@@ -218,6 +223,10 @@ class ProcDir:
     def config_root(self, pid: int) -> Optional[str]:
         """The root the process sees its files in: the guest's through /proc/PID/root from the host."""
         return os.path.join(self.root, str(pid), "root") if self.host_view else self.fs_root
+
+    def sys_root(self) -> str:
+        """The kernel's sysfs, where each swap area is told for what it is."""
+        return os.path.join(self.fs_root, "sys")
 
     def swap_hidden(self) -> str:
         """Why this /proc's swap figures are not the host's own ('' when they are)."""
@@ -335,6 +344,9 @@ class ProcSnapshot:
     def config_root(self, pid: int) -> Optional[str]:
         return None  # the guest's files are not read through a command
 
+    def sys_root(self) -> Optional[str]:
+        return None  # the host's sysfs is not seen from inside the guest
+
     def swap_hidden(self) -> str:
         return "the guest was read by a command run inside it, where the host's swap cannot be seen"
 
@@ -441,7 +453,11 @@ def gather_swap(source) -> SwapFacts:
         areas = parse_swaps(source.read_global("swaps"))
     except OSError:
         areas = []
-    return SwapFacts(total, areas, source.swap_hidden())
+    hidden = source.swap_hidden()
+    sys_root = None if hidden else source.sys_root()
+    if sys_root is None:
+        return SwapFacts(total, areas, hidden)
+    return SwapFacts(total, areas, hidden, [judge_swap_area(area, sys_root) for area in areas], zswap_enabled(sys_root))
 
 
 def is_openbao(process: ProcessFacts) -> bool:

@@ -410,8 +410,11 @@ instances:
         - C(total_bytes) is C(SwapTotal) of the host's C(/proc/meminfo), C(areas) the rows of its C(/proc/swaps)
           (sizes in bytes), C(hidden) why these are not the host's own figures (a guest read from inside it), empty
           when they are.
+        - C(devices) judges each area from the host's C(/sys), in the form of C(swap.devices) of
+          M(vault_mlock.lxd.memlock_facts) - V(ram) (zram without a backing device) and V(encrypted) (dm-crypt)
+          keep secrets off a disk, V(disk) does not; C(zswap) whether zswap is on (it writes back to the same areas).
       type: dict
-      sample: {total_bytes: 0, areas: [], hidden: ""}
+      sample: {total_bytes: 0, areas: [], hidden: "", devices: [], zswap: false}
     verdict:
       description: One of V(ok), V(finite_limit), V(too_low), V(restart_pending), V(not_running), V(absent),
         V(unknown), V(error), and for a server that does not lock its memory V(protected), V(not_enforced),

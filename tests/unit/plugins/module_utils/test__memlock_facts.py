@@ -35,6 +35,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     units_to_ask,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import SwapArea
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import judge_swap_area
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY, MemlockLimit
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import encode_xattr
 
@@ -383,7 +384,9 @@ def test_gather_the_facts_a_process_with_nothing_locked_is_judged_on(proc, tmp_p
     assert (found[61].unit, found[61].cgroup_swap, found[61].disable_mlock) == ("other.service", None, None)
     assert [lock_exemption(found[pid]) for pid in (58, 60, 61)] == [
         "disable_mlock = true in /etc/vault.d/10-storage.hcl", "OpenBao removed mlock in 2.0", ""]
-    assert facts.swap == SwapFacts(2097148 * KIB, [SwapArea("/swap.img", "file", 2097148 * KIB, 0, -2)], "")
+    area = SwapArea("/swap.img", "file", 2097148 * KIB, 0, -2)
+    assert facts.swap == SwapFacts(2097148 * KIB, [area], "", [judge_swap_area(area, str(fs / "sys"))])
+    assert facts.swap.host.exposing[0].detail == "/swap.img, a swap file on disk"
     assert asks_units(facts)
     assert units_to_ask(facts, ["vault.service"]) == ["vault.service", "openbao.service"]
 

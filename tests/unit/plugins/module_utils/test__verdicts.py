@@ -405,7 +405,7 @@ SWAP_CASES = [
      ["lets it use up to 1 GiB of the host's 2 GiB of swap"]),
     ("swap, MemorySwapMax=0 without a memory controller",
      facts(**P8, processes=(bao(),), units=BAO_UNIT, host_swap=SWAP_2G), NOT_ENFORCED,
-     ["MemorySwapMax=0 is set for openbao.service but nothing enforces it", "swapoff -a"]),
+     ["MemorySwapMax=0 is set for openbao.service but nothing enforces it", "turn the host's swap off (swapoff"]),
     ("swap, nothing set, no controller", facts(**P8, processes=(bao(),), host_swap=SWAP_2G), EXPOSED,
      ["nothing keeps its memory out of the host's 2 GiB of swap", "whether MemorySwapMax=0 is set is unknown"]),
     ("read inside a guest under LXCFS",
