@@ -24,13 +24,19 @@ The facts are read through a *source* that offers a machine's /proc:
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import format_capabilities
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UNITS_FUNCTION, split_sections
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import (
+    UNITS_FUNCTION,
+    UnitFacts,
+    UnitsFacts,
+    split_sections,
+)
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAP_IPC_LOCK, CAP_SYS_RESOURCE
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
     COMM_LENGTH,
@@ -67,6 +73,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import
 
 DEFAULT_PROCESS_NAMES = ("vault", "bao")
 OPENBAO_UNITS = ("openbao.service", "bao.service")
+OPENBAO_EXEMPTION = "OpenBao removed mlock in 2.0"
 
 
 class FactsError(Exception):
@@ -279,7 +286,7 @@ except OSError:
     break
   done
 done
-if [ -z "$found" ] || [ -n "$unlocked" ]; then units_report "$units"; fi
+if [ -z "$found" ] || [ -n "$unlocked" ]; then units_report "$units" "$*"; fi
 """.replace("@XATTR_NAME@", XATTR_NAME)
 
 
@@ -473,10 +480,34 @@ def lock_exemption(process: ProcessFacts) -> str:
     mlockall failed has exited. Any other process with nothing locked is judged on its limit.
     """
     if is_openbao(process):
-        return "OpenBao removed mlock in 2.0"
+        return OPENBAO_EXEMPTION
     if process.vmlck_bytes == 0 and process.disable_mlock:
         return process.disable_mlock_source or "its configuration says disable_mlock = true"
     return ""
+
+
+def unit_lock_exemption(unit: UnitFacts) -> str:
+    """Why the server a unit runs does not lock its memory ('' when it does, or may): as lock_exemption() for a
+    unit, by its name or its ExecStart's binary (OpenBao), or its configuration (Vault's disable_mlock)."""
+    if unit.name in OPENBAO_UNITS or looks_like_openbao(unit.exec_argv[0] if unit.exec_argv else ""):
+        return OPENBAO_EXEMPTION
+    if unit.disable_mlock:
+        return unit.disable_mlock_source or "its configuration says disable_mlock = true"
+    return ""
+
+
+def units_with_configs(units: Optional[UnitsFacts], root: Optional[str]) -> Optional[UnitsFacts]:
+    """The units, each loaded Vault unit with what the configuration its ExecStart names (read inside ``root``,
+    the machine's own files) says about disable_mlock."""
+    if units is None or root is None:
+        return units
+    resolved = []
+    for unit in units.units:
+        if unit.loaded and unit.exec_argv and not unit_lock_exemption(unit):
+            value, source = read_disable_mlock(root, unit.exec_argv)
+            unit = dataclasses.replace(unit, disable_mlock=value, disable_mlock_source=source)
+        resolved.append(unit)
+    return dataclasses.replace(units, units=resolved)
 
 
 def asks_units(facts: MachineFacts) -> bool:

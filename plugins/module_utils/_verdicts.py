@@ -36,8 +36,10 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     DEFAULT_PROCESS_NAMES,
+    OPENBAO_EXEMPTION,
     ProcessFacts,
     lock_exemption,
+    unit_lock_exemption,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
     MemlockLimit,
@@ -437,8 +439,29 @@ def _unit_limit_text(unit: UnitFacts) -> str:
     return text
 
 
+def judge_unit_not_locking(facts: VerdictFacts, unit: UnitFacts, why: str) -> Verdict:
+    """A unit whose server does not lock its memory and does not run: said not running, and why, and judged on
+    swap for when it runs; never on its memlock limit."""
+    server = "OpenBao" if why == OPENBAO_EXEMPTION else "Vault"
+    if unit.active_state == "active":
+        lead = f"{unit.name} is active but no {_names(facts.process_names)} process runs in it"
+    else:
+        reason = unit.reason
+        lead = f"{unit.name} is {unit.state}: {server} is not running" + (f" ({reason})" if reason else "")
+    # Its cgroup exists only while it runs: only the host's swap and its unit's MemorySwapMax can be judged.
+    cgroup = CgroupSwap(None, None, error=f"{unit.name} does not run, so no cgroup of its own can be read")
+    judged = judge_swap(unit.name, facts.host_swap, cgroup, unit.memory_swap_max, unit.name, facts.host_swap_hidden)
+    message = (f"{facts.subject}: {lead}; it does not lock its memory ({why}), so it needs no memlock limit; "
+               f"when it runs: {judged.body}")
+    verdict = judged.verdict if unit.active_state == "active" else worst((NOT_RUNNING, judged.verdict))
+    return Verdict(verdict, message, ServiceFacts(unit.name, "unit", unit.memlock, locks_memory=False))
+
+
 def judge_unit(facts: VerdictFacts, unit: UnitFacts) -> Verdict:
     subject, name = facts.subject, unit.name.rsplit(".", 1)[0]
+    why = unit_lock_exemption(unit)
+    if why:
+        return judge_unit_not_locking(facts, unit, why)
     service = ServiceFacts(unit.name, "unit", unit.memlock)
     if unit.memlock is None:
         return Verdict(UNKNOWN, f"{subject}: {unit.name} is {unit.state}, and systemd did not say its "

@@ -296,6 +296,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     asks_units,
     gather_machine,
     units_to_ask,
+    units_with_configs,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import judge_machine
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_options import (
@@ -318,9 +319,9 @@ def main():
     if asks_units(facts) and asked:
         # Where no Vault process runs, its unit tells what its service gets, and why it died; where one runs
         # that locks nothing, its unit's MemorySwapMax counts.
-        _rc, out, err = module.run_command(units_command(asked))
+        _rc, out, err = module.run_command(units_command(asked, options.process_names))
         try:
-            units = parse_units(out, asked)
+            units = units_with_configs(parse_units(out, asked), "/")
         except ValueError as exc:
             if not facts.processes:
                 module.fail_json(msg=f"units: asking systemd about {', '.join(asked)} failed: {exc} {err}".strip())

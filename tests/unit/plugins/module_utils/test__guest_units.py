@@ -14,6 +14,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
     UnitsFacts,
     asked_after_start,
     mlock_failure_line,
+    parse_exec_start,
     parse_units,
     split_sections,
     units_command,
@@ -126,8 +127,8 @@ def test_asked_after_start_is_the_units_own_value_not_systemds_default():
 
 
 def test_units_command_and_sections():
-    argv = units_command(["vault.service", "openbao.service"])
-    assert argv == ["sh", "-c", UNITS_SCRIPT, "sh", "vault.service openbao.service"]
+    argv = units_command(["vault.service", "openbao.service"], ["vault", "bao"])
+    assert argv == ["sh", "-c", UNITS_SCRIPT, "sh", "vault.service openbao.service", "vault bao"]
     assert split_sections("junk\n@@a b\nx\n@@c d\n") == {("a", "b"): "x\n", ("c", "d"): "\n"}
 
 
@@ -172,3 +173,52 @@ def test_units_script_asks_systemd_for_memory_swap_max(tmp_path):
         pytest.skip(f"no private mount namespace here: {run.stderr.strip()}")
     facts = parse_units(run.stdout, ["openbao.service"])
     assert facts.loaded[0].memory_swap_max == "0"
+
+
+# Printed by UNITS_SCRIPT in a Debian 12 guest (systemd 252) for vault.service and openbao.service, where neither
+# exists and secrets.service runs bao (found by its ExecStart) and failed.
+BY_EXEC_OUTPUT = """\
+@@systemd manager
+DefaultLimitMEMLOCK=8388608
+DefaultLimitMEMLOCKSoft=8388608
+@@unit vault.service
+LoadState=not-found
+ActiveState=inactive
+@@unit openbao.service
+LoadState=not-found
+ActiveState=inactive
+@@unit secrets.service
+Result=exit-code
+ExecMainStatus=203
+ExecStart={ path=/usr/local/bin/bao ; argv[]=/usr/local/bin/bao server -config=/etc/x.hcl ; ignore_errors=no ; \
+start_time=[Mon 2026-12-07 23:49:53 UTC] ; stop_time=[Mon 2026-12-07 23:49:53 UTC] ; pid=67 ; code=exited ; status=203 }
+MemorySwapMax=infinity
+LimitMEMLOCK=8388608
+LimitMEMLOCKSoft=8388608
+LoadState=loaded
+ActiveState=failed
+SubState=failed
+InvocationID=fc07100f7a2c4a468dfa7b473e944150
+@@journal secrets.service
+| secrets.service: Failed to locate executable /usr/local/bin/bao: No such file or directory
+| secrets.service: Failed at step EXEC spawning /usr/local/bin/bao: No such file or directory
+""".replace("\\\n", "")
+
+
+def test_a_unit_found_by_its_exec_start_is_reported_after_those_named():
+    facts = parse_units(BY_EXEC_OUTPUT, ["vault.service", "openbao.service"])
+    assert [unit.name for unit in facts.units] == ["vault.service", "openbao.service", "secrets.service"]
+    found = facts.loaded[0]
+    assert found.exec_argv == ("/usr/local/bin/bao", "server", "-config=/etc/x.hcl")
+    assert found.reason == ('Result=exit-code, exit status 203: its journal\'s last line: "secrets.service: Failed at '
+                            'step EXEC spawning /usr/local/bin/bao: No such file or directory"')
+
+
+@pytest.mark.parametrize("value, argv", [
+    ("{ path=/usr/bin/vault ; argv[]=/usr/bin/vault agent -config=/etc/a.hcl ; flags= ; start_time=[n/a] }",
+     ("/usr/bin/vault", "agent", "-config=/etc/a.hcl")),
+    ("", ()),
+    ("garbage", ()),
+])
+def test_parse_exec_start(value, argv):
+    assert parse_exec_start(value) == argv
