@@ -276,7 +276,7 @@ molecule_scenario() {
     fi
     rm -rf "$ANSIBLE_LOCAL_TEMP"/molecule.*."$1"
     local locks=("$1")
-    for other in $(cat "molecule/$1/exclusive_with" 2>/dev/null); do locks+=("$other"); done
+    [ ! -f "molecule/$1/exclusive_with" ] || while read -r other; do locks+=("$other"); done <"molecule/$1/exclusive_with"
     # Taken in name order, so that two scenarios that exclude each other cannot wait on each other.
     set -- molecule test -s "$1"
     for lock in $(printf '%s\n' "${locks[@]}" | sort -ru); do set -- flock "$VML_CACHE/molecule-$lock.lock" "$@"; done
