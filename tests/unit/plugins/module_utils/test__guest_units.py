@@ -158,21 +158,48 @@ done
 """
 
 
-def test_units_script_asks_systemd_for_memory_swap_max(tmp_path):
-    """The script as a guest runs it, with systemd's directory in a private /run and a systemctl that answers
-    exactly what it is asked: MemorySwapMax must be among the properties asked."""
+def run_with_fake_systemctl(tmp_path, systemctl, argv):
+    """argv as a guest runs it, with systemd's directory in a private /run and ``systemctl`` (a script) on PATH."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (fake / "systemctl").write_text(systemctl)
     (fake / "systemctl").chmod(0o755)
     inner = 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && PATH="$0:$PATH" exec "$@"'
-    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, str(fake)] + units_command(
-        ["openbao.service"])
-    run = subprocess.run(argv, capture_output=True, text=True, check=False)
+    run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner, str(fake)] + argv,
+                         capture_output=True, text=True, check=False)
     if run.returncode != 0:
         pytest.skip(f"no private mount namespace here: {run.stderr.strip()}")
-    facts = parse_units(run.stdout, ["openbao.service"])
+    return run.stdout
+
+
+def test_units_script_asks_systemd_for_memory_swap_max(tmp_path):
+    """A systemctl that answers exactly what it is asked: MemorySwapMax must be among the properties asked."""
+    output = run_with_fake_systemctl(tmp_path, FAKE_SYSTEMCTL, units_command(["openbao.service"]))
+    facts = parse_units(output, ["openbao.service"])
     assert facts.loaded[0].memory_swap_max == "0"
+
+
+# `systemctl show -p Id -p ExecStart -- '*.service'` as systemd 252 printed it in a Debian 12 guest (shortened).
+GLOB_SHOW = """\
+ExecStart={ path=/usr/sbin/cron ; argv[]=/usr/sbin/cron -f ; ignore_errors=no ; start_time=[n/a] ; pid=0 }
+Id=cron.service
+
+ExecStart={ path=/usr/local/bin/bao ; argv[]=/usr/local/bin/bao server -config=/etc/x.hcl ; ignore_errors=no }
+Id=secrets.service
+
+Id=systemd-journald.service
+"""
+
+
+def test_units_script_finds_a_bao_unit_by_its_exec_start(tmp_path):
+    """The script's awk against systemctl's real layout: a unit whose ExecStart runs bao is asked about too."""
+    systemctl = FAKE_SYSTEMCTL.replace('[ "$1" = show ] || exit 1', '[ "$1" = show ] || exit 1\n'
+                                       'case "$*" in *"*.service"*) cat "$(dirname "$0")/glob"; exit 0 ;; esac')
+    (tmp_path / "glob").write_text(GLOB_SHOW)
+    output = run_with_fake_systemctl(tmp_path, systemctl.replace('$(dirname "$0")/glob', str(tmp_path / "glob")),
+                                     units_command(["vault.service"], ["vault", "bao"]))
+    facts = parse_units(output, ["vault.service"])
+    assert [unit.name for unit in facts.units] == ["vault.service", "secrets.service"]
 
 
 # Printed by UNITS_SCRIPT in a Debian 12 guest (systemd 252) for vault.service and openbao.service, where neither
