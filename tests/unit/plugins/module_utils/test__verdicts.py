@@ -241,8 +241,8 @@ CASES = [
      "its journal's last line: \"" + BAO_LINE + "\"); it does not lock its memory (OpenBao removed mlock in 2.0), so "
      "it needs no memlock limit; when it runs: the host has no swap"),
     ("a failed openbao.service on a host with swap on disk: exposed",
-     facts(host_swap=HostSwap(64 * MIB, ("/swapfile",)), units=units(unit(name="openbao.service", memlock=256 * KIB,
-                                                                           line=BAO_LINE, **FAILED))), EXPOSED,
+     facts(host_swap=HostSwap(64 * MIB, ("/swapfile",)),
+           units=units(unit(name="openbao.service", memlock=256 * KIB, line=BAO_LINE, **FAILED))), EXPOSED,
      ["OpenBao is not running", "when it runs: nothing keeps its memory out of the host's 64 MiB of swap"]),
     ("a stopped bao unit found by its ExecStart",
      facts(host_swap=HostSwap(0), units=units(unit(name="secrets.service", memlock=256 * KIB,
