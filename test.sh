@@ -10,7 +10,8 @@
 #   unit:2.21 sanity:2.21    the same on the newest ansible-core, in a throwaway Debian 13 guest
 #                            (Python 3.13) of the lab's compat-trixie image, which holds it
 #   lint                     ansible-lint, yamllint of molecule/ and antsibull-changelog lint
-#   molecule:NAME            one Molecule scenario on real LXD guests, for each molecule/NAME
+#   molecule:NAME            one Molecule scenario on real LXD guests, for each molecule/NAME; one
+#                            whose molecule/NAME/precondition.sh exits 77 is skipped, saying why
 # Short names: unit, sanity (both versions), compat (all four), molecule (every scenario).
 # Setup installs Debian packages and LXD when missing, starts a daemon when none answers,
 # builds the lab images these stages need once (cached by recipe) and the cached virtual
@@ -87,13 +88,17 @@ run_stage() {
     took="$((took / 10)).$((took % 10))"
     # A failed stage can end early: only a passing run tells how long the stage takes.
     [ "$name" = setup ] || [ $rc -ne 0 ] || record_duration "$name" "${took%.*}"
-    if [ $rc -eq 0 ]; then
+    if [ $rc -eq "$SKIPPED" ]; then
+        printf '==> %-28s skipped %7ss  %s\n' "$name" "$took" "$(tail -n 1 "$log")"
+        printf '%-28s skipped %7ss  %s\n' "$name" "$took" "$(tail -n 1 "$log")" >"${log%.log}.result"
+    elif [ $rc -eq 0 ]; then
         printf '==> %-28s ok      %7ss  %s\n' "$name" "$took" "$(stage_note "$name")"
         printf '%-28s ok      %7ss  cpu %4ss  %s\n' "$name" "$took" "$cpu" "$(stage_note "$name")" >"${log%.log}.result"
     else
         { printf '==> %-28s FAILED  %7ss\n' "$name" "$took"; show_failure "$log"; } | cat
         printf '%-28s FAILED  %7ss  cpu %4ss\n' "$name" "$took" "$cpu" >"${log%.log}.result"
     fi
+    [ $rc -ne "$SKIPPED" ] || return 0
     return $rc
 }
 
@@ -249,10 +254,24 @@ lint() {
 # Scenarios name their instances (and lxc remotes) alike in every checkout: one run of a
 # scenario at a time on this machine, whichever checkout it comes from. Molecule's state of
 # the scenario is forgotten first, as an interrupted run may have left it saying "created"
-# (create.yml deletes such a run's instances).
+# (create.yml deletes such a run's instances). A scenario whose molecule/NAME/precondition.sh
+# exits 77 cannot run on this machine: skipped, with the reason it printed as the log's last line.
+# One that changes the machine under other scenarios (molecule/swap gives it swap) names them in
+# molecule/NAME/exclusive_with, and holds their locks too.
+SKIPPED=77
 molecule_scenario() {
+    local why lock other
+    if [ -x "molecule/$1/precondition.sh" ]; then
+        why=$("molecule/$1/precondition.sh")
+        if [ $? -eq "$SKIPPED" ]; then echo "skipped: $why"; return "$SKIPPED"; fi
+    fi
     rm -rf "$ANSIBLE_LOCAL_TEMP"/molecule.*."$1"
-    flock "$VML_CACHE/molecule-$1.lock" molecule test -s "$1"
+    local locks=("$1")
+    [ ! -f "molecule/$1/exclusive_with" ] || while read -r other; do locks+=("$other"); done <"molecule/$1/exclusive_with"
+    # Taken in name order, so that two scenarios that exclude each other cannot wait on each other.
+    set -- molecule test -s "$1"
+    for lock in $(printf '%s\n' "${locks[@]}" | sort -ru); do set -- flock "$VML_CACHE/molecule-$lock.lock" "$@"; done
+    "$@"
 }
 
 stage_command() {  # NAME -> the command that runs it, or nothing for an unknown stage
@@ -301,11 +320,14 @@ echo
 echo "stage                        result  duration"
 passed=0
 failed=0
+skipped=0
 for stage in "${ordered[@]}"; do
     result="$logs/${stage//[:\/]/_}.result"
-    if grep -q ' ok ' "$result" 2>/dev/null; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+    if grep -q ' ok ' "$result" 2>/dev/null; then passed=$((passed + 1))
+    elif grep -q ' skipped ' "$result" 2>/dev/null; then skipped=$((skipped + 1))
+    else failed=$((failed + 1)); fi
     cat "$result" 2>/dev/null || printf '%-28s NOT RUN\n' "$stage"
 done
 echo "total: $(( $(date +%s) - start_all ))s"
-echo "stages: $passed passed, $failed failed"
+echo "stages: $passed passed, $skipped skipped, $failed failed"
 [ "$failed" -eq 0 ]

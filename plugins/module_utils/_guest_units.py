@@ -7,6 +7,8 @@
 """Vault's systemd units in a machine where no Vault process runs: their state, limit and last words.
 
 Also asked where a Vault process runs that locks nothing: its unit's MemorySwapMax then counts.
+Besides the units named, every loaded service whose ExecStart runs one of the process names (a bao
+under a unit of another name) is asked about too: it is found by that ExecStart.
 
 ``UNITS_FUNCTION`` is a POSIX sh function that asks the machine's systemd about the units
 (``systemctl show``) and prints the journal's last lines of each loaded unit's last run in this boot:
@@ -39,7 +41,7 @@ JOURNAL_LINES = 40
 MLOCK_FAILURE_MARKERS = ("Failed to lock memory", "mlockall")
 
 UNIT_PROPERTIES = ("LoadState", "ActiveState", "SubState", "Result", "NRestarts", "InvocationID",
-                   "LimitMEMLOCK", "LimitMEMLOCKSoft", "ExecMainCode", "ExecMainStatus", "MemorySwapMax")
+                   "LimitMEMLOCK", "LimitMEMLOCKSoft", "ExecMainCode", "ExecMainStatus", "MemorySwapMax", "ExecStart")
 
 # Sections start with "@@KIND NAME" lines; journal lines are prefixed with "| " so that no line a
 # service logged can pass for a section header.
@@ -50,7 +52,17 @@ units_report() {
   fi
   echo "@@systemd manager"
   systemctl show -p DefaultLimitMEMLOCK -p DefaultLimitMEMLOCKSoft 2>&1
-  for u in $1; do
+  # Loaded services whose ExecStart runs one of the names in $2, whatever the unit is called.
+  by_exec=$(systemctl show -p Id -p ExecStart -- '*.service' 2>/dev/null | awk -v names=" $2 " '
+    /^Id=/ { id = substr($0, 4) }
+    /^ExecStart=/ { p = $0; sub(/^[^=]*=[{] path=/, "", p); sub(/ .*/, "", p); sub(/.*[/]/, "", p)
+                    if (p != "" && index(names, " " p " ")) hit = 1 }
+    /^$/ { if (hit && id != "") print id; id = ""; hit = 0 }
+    END { if (hit && id != "") print id }')
+  seen=" "
+  for u in $1 $by_exec; do
+    case "$seen" in *" $u "*) continue ;; esac
+    seen="$seen$u "
     echo "@@unit $u"
     systemctl show PROPERTIES -- "$u" 2>&1
     [ "$(systemctl show -p LoadState --value -- "$u" 2>/dev/null)" = loaded ] || continue
@@ -68,7 +80,7 @@ units_report() {
 }
 """.replace("PROPERTIES", " ".join("-p " + name for name in UNIT_PROPERTIES)).replace("LINES", str(JOURNAL_LINES))
 
-UNITS_SCRIPT = UNITS_FUNCTION + 'units_report "$1"\n'
+UNITS_SCRIPT = UNITS_FUNCTION + 'units_report "$1" "$2"\n'
 
 _SECTION_RE = re.compile(r"^@@(?P<kind>[a-z0-9_]+) (?P<name>\S+)$")
 
@@ -86,9 +98,10 @@ def split_sections(output: str) -> Dict[Tuple[str, str], str]:
     return {key: "\n".join(lines) + "\n" for key, lines in sections.items()}
 
 
-def units_command(units: Sequence[str]) -> List[str]:
-    """The argv that runs UNITS_SCRIPT for these units (unit names hold no spaces)."""
-    return ["sh", "-c", UNITS_SCRIPT, "sh", " ".join(units)]
+def units_command(units: Sequence[str], process_names: Sequence[str] = ()) -> List[str]:
+    """The argv that runs UNITS_SCRIPT for these units, and the units whose ExecStart runs one of ``process_names``
+    (unit and process names hold no spaces)."""
+    return ["sh", "-c", UNITS_SCRIPT, "sh", " ".join(units), " ".join(process_names)]
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,22 @@ class UnitFacts:
     mlock_failure: str = ""  # the journal line that says locking memory failed; '' when none does
     memlock: Optional[MemlockReport] = None  # what its service gets (systemd's clamping included)
     memory_swap_max: Optional[str] = None  # MemorySwapMax as systemctl prints it ('0', 'infinity'); None: unknown
+    exec_argv: Tuple[str, ...] = ()  # its (first) ExecStart's command line, as systemctl prints it (unquoted)
+    # For a Vault unit: what the configuration its ExecStart names says (see _memlock_facts.units_with_configs).
+    disable_mlock: Optional[bool] = None
+    disable_mlock_source: str = ""
+
+    @property
+    def reason(self) -> str:
+        """Why it is down, as systemd and the journal tell: 'Result=exit-code, exit status 1: "<last line>"'."""
+        parts = [f"Result={self.result}"] if self.result and self.result != "success" else []
+        if self.exit_status:
+            parts.append(f"exit status {self.exit_status}")
+        last = next((line.strip() for line in reversed(self.journal) if line.strip()), "")
+        text = ", ".join(parts)
+        if last:
+            text += f"{': ' if text else ''}its journal's last line: \"{last}\""
+        return text
 
     @property
     def loaded(self) -> bool:
@@ -176,9 +205,23 @@ def mlock_failure_line(lines: Sequence[str]) -> str:
     return ""
 
 
+_ARGV_RE = re.compile(r"argv\[\]=(?P<argv>.*?) ; (?:ignore_errors|flags)=")
+
+
+def parse_exec_start(value: str) -> Tuple[str, ...]:
+    """The first command line of systemctl's ExecStart={ path=... ; argv[]=A B C ; ignore_errors=no ; ... }.
+
+    systemctl prints the arguments unquoted: one holding a space comes back split.
+    """
+    match = _ARGV_RE.search(value)
+    return tuple(match.group("argv").split()) if match else ()
+
+
 def parse_units(output: str, units: Sequence[str]) -> UnitsFacts:
-    """What UNITS_FUNCTION printed, for ``units``; a unit it printed nothing for counts as not found."""
+    """What UNITS_FUNCTION printed, for ``units`` and those it found by their ExecStart (after them); a unit it
+    printed nothing for counts as not found."""
     sections = split_sections(output)
+    units = list(units) + [name for kind, name in sections if kind == "unit" and name not in units]
     if ("systemd", "absent") in sections:
         return UnitsFacts(False, None, [])
     if ("systemd", "manager") not in sections:
@@ -201,6 +244,7 @@ def parse_units(output: str, units: Sequence[str]) -> UnitsFacts:
             journal=journal[-JOURNAL_LINES:],
             mlock_failure=mlock_failure_line(journal),
             memory_swap_max=values.get("MemorySwapMax") or None,
+            exec_argv=parse_exec_start(values.get("ExecStart", "")),
         ))
     return UnitsFacts(True, _limit(manager, "DefaultLimitMEMLOCK", "DefaultLimitMEMLOCKSoft"), facts)
 

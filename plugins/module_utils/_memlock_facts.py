@@ -24,13 +24,19 @@ The facts are read through a *source* that offers a machine's /proc:
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capabilities import format_capabilities
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UNITS_FUNCTION, split_sections
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import (
+    UNITS_FUNCTION,
+    UnitFacts,
+    UnitsFacts,
+    split_sections,
+)
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._capability_names import CAP_IPC_LOCK, CAP_SYS_RESOURCE
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
     COMM_LENGTH,
@@ -50,9 +56,12 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import Meml
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     CgroupSwap,
     HostSwap,
+    SwapDevice,
     gather_cgroup_swap,
+    judge_swap_area,
     swap_view_hidden,
     unit_of_cgroup,
+    zswap_enabled,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import (
     DIRECTORY_SUFFIXES,
@@ -64,6 +73,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import
 
 DEFAULT_PROCESS_NAMES = ("vault", "bao")
 OPENBAO_UNITS = ("openbao.service", "bao.service")
+OPENBAO_EXEMPTION = "OpenBao removed mlock in 2.0"
 
 
 class FactsError(Exception):
@@ -103,13 +113,15 @@ class SwapFacts:
     total_bytes: Optional[int]
     areas: List[SwapArea] = field(default_factory=list)
     hidden: str = ""  # why these are not the host's own figures ('' when they are)
+    devices: List[SwapDevice] = field(default_factory=list)  # each area judged from the host's sysfs
+    zswap: Optional[bool] = None
 
     @property
     def host(self) -> HostSwap:
         """The host's swap as a verdict takes it: unknown where these figures are not the host's."""
         if self.hidden:
             return HostSwap(None)
-        return HostSwap(self.total_bytes, tuple(area.name for area in self.areas))
+        return HostSwap(self.total_bytes, tuple(area.name for area in self.areas), tuple(self.devices), self.zswap)
 
 
 @dataclass(frozen=True)
@@ -219,6 +231,10 @@ class ProcDir:
         """The root the process sees its files in: the guest's through /proc/PID/root from the host."""
         return os.path.join(self.root, str(pid), "root") if self.host_view else self.fs_root
 
+    def sys_root(self) -> str:
+        """The kernel's sysfs, where each swap area is told for what it is."""
+        return os.path.join(self.fs_root, "sys")
+
     def swap_hidden(self) -> str:
         """Why this /proc's swap figures are not the host's own ('' when they are)."""
         if self.host_view:
@@ -270,7 +286,7 @@ except OSError:
     break
   done
 done
-if [ -z "$found" ] || [ -n "$unlocked" ]; then units_report "$units"; fi
+if [ -z "$found" ] || [ -n "$unlocked" ]; then units_report "$units" "$*"; fi
 """.replace("@XATTR_NAME@", XATTR_NAME)
 
 
@@ -334,6 +350,9 @@ class ProcSnapshot:
 
     def config_root(self, pid: int) -> Optional[str]:
         return None  # the guest's files are not read through a command
+
+    def sys_root(self) -> Optional[str]:
+        return None  # the host's sysfs is not seen from inside the guest
 
     def swap_hidden(self) -> str:
         return "the guest was read by a command run inside it, where the host's swap cannot be seen"
@@ -441,7 +460,11 @@ def gather_swap(source) -> SwapFacts:
         areas = parse_swaps(source.read_global("swaps"))
     except OSError:
         areas = []
-    return SwapFacts(total, areas, source.swap_hidden())
+    hidden = source.swap_hidden()
+    sys_root = None if hidden else source.sys_root()
+    if sys_root is None:
+        return SwapFacts(total, areas, hidden)
+    return SwapFacts(total, areas, hidden, [judge_swap_area(area, sys_root) for area in areas], zswap_enabled(sys_root))
 
 
 def is_openbao(process: ProcessFacts) -> bool:
@@ -457,10 +480,34 @@ def lock_exemption(process: ProcessFacts) -> str:
     mlockall failed has exited. Any other process with nothing locked is judged on its limit.
     """
     if is_openbao(process):
-        return "OpenBao removed mlock in 2.0"
+        return OPENBAO_EXEMPTION
     if process.vmlck_bytes == 0 and process.disable_mlock:
         return process.disable_mlock_source or "its configuration says disable_mlock = true"
     return ""
+
+
+def unit_lock_exemption(unit: UnitFacts) -> str:
+    """Why the server a unit runs does not lock its memory ('' when it does, or may): as lock_exemption() for a
+    unit, by its name or its ExecStart's binary (OpenBao), or its configuration (Vault's disable_mlock)."""
+    if unit.name in OPENBAO_UNITS or looks_like_openbao(unit.exec_argv[0] if unit.exec_argv else ""):
+        return OPENBAO_EXEMPTION
+    if unit.disable_mlock:
+        return unit.disable_mlock_source or "its configuration says disable_mlock = true"
+    return ""
+
+
+def units_with_configs(units: Optional[UnitsFacts], root: Optional[str]) -> Optional[UnitsFacts]:
+    """The units, each loaded Vault unit with what the configuration its ExecStart names (read inside ``root``,
+    the machine's own files) says about disable_mlock."""
+    if units is None or root is None:
+        return units
+    resolved = []
+    for unit in units.units:
+        if unit.loaded and unit.exec_argv and not unit_lock_exemption(unit):
+            value, source = read_disable_mlock(root, unit.exec_argv)
+            unit = dataclasses.replace(unit, disable_mlock=value, disable_mlock_source=source)
+        resolved.append(unit)
+    return dataclasses.replace(units, units=resolved)
 
 
 def asks_units(facts: MachineFacts) -> bool:

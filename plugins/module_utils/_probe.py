@@ -52,6 +52,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     exec_command,
     gather_machine,
     units_to_ask,
+    units_with_configs,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import (
     CONTAINER,
@@ -167,7 +168,10 @@ class MemlockProbe:
         if stdout is None:
             # A running process is judged without its unit; only where none runs is the unit the verdict.
             return found if found.facts.processes else found.but(error=detail)
-        return self._with_units(found, stdout, detail, units)
+        gathered = self._with_units(found, stdout, detail, units)
+        # A Vault unit's configuration, read in the guest's root through its init, may say disable_mlock.
+        root = os.path.join(self.proc_root, str(found.facts.pid1.host_pid), "root")
+        return gathered.but(units=units_with_configs(gathered.units, root))
 
     def _with_units(self, gathered: Gathered, stdout: str, detail: str, units: Sequence[str]) -> Gathered:
         try:
@@ -200,7 +204,7 @@ class MemlockProbe:
                     elif record.status == FROZEN:
                         gathered[name] = found.but(units_not_asked="it is frozen, so its systemd cannot be asked")
                     elif units:
-                        jobs.append((name, units_command(units),
+                        jobs.append((name, units_command(units, self.process_names),
                                      lambda result, found=found, units=units: self._units_answer(found, result,
                                                                                                  units)))
             elif self.method == PROC:

@@ -13,6 +13,13 @@ out of swap only when the host has no swap, or when the kernel refuses swap to t
 where no ``memory.swap.max`` exists (the guest was given no memory controller, or the memory
 controller lives on cgroup v1): then nothing enforces it.
 
+Not all swap lets secrets reach a disk: each swap area of /proc/swaps is judged for what it is
+from the host's sysfs (judge_swap_area). A zram device without a backing device is compressed
+RAM; with one, it writes to that device. A dm-crypt device (its dm/uuid starts CRYPT-) is
+encrypted swap, as safe as its key. Any other device-mapper or md device is as safe as the devices
+under it (slaves/); partitions, disks, loop devices and swap files keep what is written on a disk.
+zswap compresses pages in RAM but writes them back to those same areas, so it changes nothing.
+
 Parsing is pure; _verdicts judges (judge_swap). gather_cgroup_swap() reads one cgroup chain through a proc
 directory and the file systems its mountinfo names, every path taken inside a root with
 _safe_root, so that reading a guest's files from the host never follows the guest's symlinks.
@@ -20,11 +27,16 @@ _safe_root, so that reading a guest's files from the host never follows the gues
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import parse_meminfo_swap_total, parse_swaps
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import (
+    SwapArea,
+    parse_meminfo_swap_total,
+    parse_swaps,
+)
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._safe_root import read_text_in_root
 
 CGROUP_V2 = "v2"
@@ -35,6 +47,129 @@ V1_FILES = ("memory.memsw.limit_in_bytes", "memory.limit_in_bytes", "memory.swap
 
 # --- the host's swap --------------------------------------------------------------------------
 
+# What a swap area is, as far as where its pages end up.
+RAM = "ram"  # zram without a backing device: compressed pages stay in memory
+ENCRYPTED = "encrypted"  # dm-crypt: pages reach a disk only encrypted
+DISK = "disk"  # a partition, disk, loop device or file: pages reach a disk as they are
+SAFE_KINDS = (RAM, ENCRYPTED)
+SYS = "/sys"
+_MAX_DEPTH = 8  # device stacks deeper than this are not followed (and count as a disk)
+
+
+@dataclass(frozen=True)
+class SwapDevice:
+    """One swap area of /proc/swaps, judged: where its pages end up."""
+
+    name: str  # as /proc/swaps names it
+    size_bytes: int
+    kind: str  # RAM, ENCRYPTED or DISK
+    detail: str  # what it is: 'zram0, compressed RAM with no backing device'
+    caveat: str = ""  # what would still let its pages be read (a dm-crypt key kept on a disk)
+
+    @property
+    def safe(self) -> bool:
+        return self.kind in SAFE_KINDS
+
+
+def _sys_text(sys_root: str, path: str) -> Optional[str]:
+    try:
+        with open(os.path.join(sys_root, path), encoding="utf-8", errors="replace") as stream:
+            return stream.read().strip()
+    except OSError:
+        return None
+
+
+def _sys_names(sys_root: str, path: str) -> List[str]:
+    try:
+        return sorted(os.listdir(os.path.join(sys_root, path)))
+    except OSError:
+        return []
+
+
+def _block_name(sys_root: str, device: str) -> Optional[str]:
+    """The sysfs block name of a device path of /proc/swaps ('/dev/dm-0' -> 'dm-0'); None when none matches.
+
+    /dev/mapper/NAME is found through dm/name, where the kernel shows the path it was given.
+    """
+    base = os.path.basename(device)
+    if _sys_names(sys_root, f"class/block/{base}"):
+        return base
+    if device.startswith("/dev/mapper/"):
+        for name in _sys_names(sys_root, "class/block"):
+            if name.startswith("dm-") and _sys_text(sys_root, f"class/block/{name}/dm/name") == base:
+                return name
+    return None
+
+
+CRYPT_PREFIX = "CRYPT-"
+# dm targets that carry a CRYPT- uuid but do not encrypt (cryptsetup's verity and integrity devices).
+NOT_ENCRYPTING = ("CRYPT-VERITY", "CRYPT-INTEGRITY")
+
+
+def _crypt_caveat(uuid: str) -> Tuple[str, str]:
+    """(what the dm-crypt device is, the caveat about its key) from its dm/uuid."""
+    kind = uuid[len(CRYPT_PREFIX):].split("-", 1)[0]
+    if kind == "PLAIN":
+        return ("plain dm-crypt", "safe when its key is made afresh at each boot (crypttab's /dev/urandom), not when "
+                                  "the key is read from a file on an unencrypted disk")
+    if kind.startswith("LUKS"):
+        return (f"dm-crypt with {kind}", f"its {kind} key is opened by a passphrase or key file: a key file kept on "
+                                         "an unencrypted disk lets whoever has the disk read the swap")
+    return (f"dm-crypt ({kind or 'unknown kind'})", "safe as long as its key is not kept on an unencrypted disk")
+
+
+def _judge_block(sys_root: str, name: str, depth: int = 0) -> Tuple[str, str, str]:
+    """(kind, detail, caveat) of one block device by its sysfs name."""
+    base = f"class/block/{name}"
+    if depth > _MAX_DEPTH:
+        return DISK, f"{name}, a device stack too deep to follow", ""
+    if name.startswith("zram"):
+        backing = _sys_text(sys_root, f"{base}/backing_dev")
+        if backing in (None, "", "none"):
+            return RAM, f"{name}, compressed RAM with no backing device", ""
+        under = _block_name(sys_root, backing)
+        if under is None:
+            return DISK, f"{name}, compressed RAM that writes back to {backing} (not found in sysfs)", ""
+        kind, detail, caveat = _judge_block(sys_root, under, depth + 1)
+        return kind, f"{name}, compressed RAM that writes back to {detail}", caveat
+    uuid = _sys_text(sys_root, f"{base}/dm/uuid") or ""
+    if uuid.startswith(CRYPT_PREFIX) and not uuid.startswith(NOT_ENCRYPTING):
+        what, caveat = _crypt_caveat(uuid)
+        dm_name = _sys_text(sys_root, f"{base}/dm/name")
+        return ENCRYPTED, f"{name}{f' ({dm_name})' if dm_name else ''}, {what}", caveat
+    backing_file = _sys_text(sys_root, f"{base}/loop/backing_file")
+    if backing_file:
+        return DISK, f"{name}, a loop device over the file {backing_file}", ""
+    slaves = _sys_names(sys_root, f"{base}/slaves")
+    if slaves:
+        # device-mapper (LVM and others) and md: as safe as every device under it.
+        judged = [_judge_block(sys_root, slave, depth + 1) for slave in slaves]
+        unsafe = [item for item in judged if item[0] not in SAFE_KINDS]
+        details = "; ".join(item[1] for item in (unsafe or judged))
+        kind = unsafe[0][0] if unsafe else (ENCRYPTED if any(item[0] == ENCRYPTED for item in judged) else RAM)
+        caveat = "; ".join(item[2] for item in judged if item[2])
+        return kind, f"{name}, over {details}", caveat
+    if _sys_text(sys_root, f"{base}/partition") is not None:
+        return DISK, f"{name}, a disk partition", ""
+    return DISK, f"{name}, a disk", ""
+
+
+def judge_swap_area(area: SwapArea, sys_root: str = SYS) -> SwapDevice:
+    """Where the pages of one swap area end up, from the host's sysfs under ``sys_root``."""
+    if area.type == "file":
+        return SwapDevice(area.name, area.size_bytes, DISK, f"{area.name}, a swap file on disk")
+    name = _block_name(sys_root, area.name)
+    if name is None:
+        return SwapDevice(area.name, area.size_bytes, DISK, f"{area.name}, a device not found in sysfs (taken as a disk)")
+    kind, detail, caveat = _judge_block(sys_root, name)
+    return SwapDevice(area.name, area.size_bytes, kind, detail, caveat)
+
+
+def zswap_enabled(sys_root: str = SYS) -> Optional[bool]:
+    """Whether zswap is on (None: the kernel has no zswap, or its parameters cannot be read)."""
+    text = _sys_text(sys_root, "module/zswap/parameters/enabled")
+    return None if text is None else text in ("Y", "1")
+
 
 @dataclass(frozen=True)
 class HostSwap:
@@ -42,6 +177,8 @@ class HostSwap:
 
     total_bytes: Optional[int]
     areas: Tuple[str, ...] = ()  # names from /proc/swaps
+    devices: Tuple[SwapDevice, ...] = ()  # each area judged; () when sysfs was not read
+    zswap: Optional[bool] = None
 
     @property
     def known(self) -> bool:
@@ -51,14 +188,36 @@ class HostSwap:
     def present(self) -> bool:
         return bool(self.total_bytes) or bool(self.areas)
 
+    @property
+    def judged(self) -> bool:
+        """Whether every swap area was judged for what it is."""
+        return bool(self.devices) and len(self.devices) == len(self.areas)
 
-def host_swap_from_texts(meminfo_text: Optional[str], swaps_text: Optional[str]) -> HostSwap:
-    """HostSwap from /proc/meminfo and /proc/swaps (either may be None: unreadable)."""
+    @property
+    def safe(self) -> bool:
+        """Whether no swap area lets pages reach a disk unencrypted (known only when judged)."""
+        return self.judged and all(device.safe for device in self.devices)
+
+    @property
+    def exposing(self) -> Tuple[SwapDevice, ...]:
+        """The areas that let pages reach a disk unencrypted: the ones that decide an exposed verdict."""
+        return tuple(device for device in self.devices if not device.safe)
+
+
+def host_swap_from_texts(meminfo_text: Optional[str], swaps_text: Optional[str],
+                         sys_root: Optional[str] = None) -> HostSwap:
+    """HostSwap from /proc/meminfo and /proc/swaps (either may be None: unreadable).
+
+    With ``sys_root`` (the host's /sys) each swap area is judged for what it is too.
+    """
     total = parse_meminfo_swap_total(meminfo_text) if meminfo_text is not None else None
-    areas = tuple(area.name for area in parse_swaps(swaps_text)) if swaps_text is not None else ()
+    areas = parse_swaps(swaps_text) if swaps_text is not None else []
     if total is None and swaps_text is not None:
-        total = sum(area.size_bytes for area in parse_swaps(swaps_text))
-    return HostSwap(total, areas)
+        total = sum(area.size_bytes for area in areas)
+    if sys_root is None:
+        return HostSwap(total, tuple(area.name for area in areas))
+    return HostSwap(total, tuple(area.name for area in areas),
+                    tuple(judge_swap_area(area, sys_root) for area in areas), zswap_enabled(sys_root))
 
 
 # --- /proc/PID/cgroup and /proc/PID/mountinfo -------------------------------------------------

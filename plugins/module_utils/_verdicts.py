@@ -36,8 +36,10 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     DEFAULT_PROCESS_NAMES,
+    OPENBAO_EXEMPTION,
     ProcessFacts,
     lock_exemption,
+    unit_lock_exemption,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
     MemlockLimit,
@@ -49,6 +51,8 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     CGROUP_V1,
     CGROUP_V2,
+    ENCRYPTED,
+    RAM,
     SWAP_MAX_FILE,
     CgroupSwap,
     HostSwap,
@@ -287,11 +291,6 @@ class SwapJudgement:
     sentence: str  # '<who>: <body>'
 
 
-SWAP_REMEDY = ("turn swap off on the host (swapoff -a, and remove it from /etc/fstab), or encrypt it, or run the "
-               "guest on a cgroup v2 host with the memory controller and MemorySwapMax=0 for the service "
-               "(or limits.memory.swap=false for the guest)")
-
-
 def _why_not_enforced(cgroup: CgroupSwap) -> str:
     if cgroup.version == CGROUP_V1:
         return (f"its memory cgroup {cgroup.cgroup} is on cgroup v1, where systemd's MemorySwapMax= does nothing "
@@ -302,20 +301,55 @@ def _why_not_enforced(cgroup: CgroupSwap) -> str:
     return cgroup.error or "its cgroup could not be read"
 
 
+def swap_remedy(cgroup: CgroupSwap, service: str) -> str:
+    """The fixes that apply to this server where the host's swap exposes it."""
+    host = ("turn the host's swap off (swapoff, and out of /etc/fstab) or move it to zram without a backing device "
+            "or to dm-crypt with a key made at each boot")
+    if cgroup.controls_swap:
+        return (f"{host}; or keep this server out of swap: set MemorySwapMax=0 for {service} "
+                "(vault_mlock.lxd.vault_guest does with vault_guest_no_swap), or limits.memory.swap=false for the "
+                "LXD or Incus guest (vault_mlock.lxd.lxd_host's lxd_host_instance_swap), then restart it")
+    return (f"{host}; MemorySwapMax=0 for {service} and limits.memory.swap=false for the guest would not be enforced "
+            "here (no memory.swap.max applies to it), only on a cgroup v2 host whose guests get the memory controller")
+
+
+def _swap_text(host: HostSwap) -> str:
+    """'the host's 64 MiB of swap on /swapfile (a swap file on disk)': the areas that decide, when judged."""
+    size = f"the host's {human_size(host.total_bytes)} of swap"
+    exposing = host.exposing
+    if not exposing:
+        return size
+    zswap = ", which zswap writes back to" if host.zswap else ""
+    return f"{size} on {'; '.join(device.detail for device in exposing)}{zswap}"
+
+
+def _safe_swap_body(host: HostSwap) -> str:
+    """Why none of the host's swap lets pages reach a disk unencrypted, with the caveats that remain."""
+    kinds = {device.kind for device in host.devices}
+    what = "compressed RAM" if kinds == {RAM} else ("encrypted" if kinds == {ENCRYPTED} else "RAM or encrypted")
+    body = (f"the host's {human_size(host.total_bytes)} of swap is {what}, so none of its memory reaches a disk "
+            f"unencrypted ({'; '.join(device.detail for device in host.devices)})")
+    caveats = [device.caveat for device in host.devices if device.caveat]
+    if caveats:
+        body += "; beware: " + "; ".join(dict.fromkeys(caveats))
+    return body
+
+
 def _swap_body(host: HostSwap, cgroup: CgroupSwap, configured_swap_max: Optional[str], service: str,
                host_hidden: str) -> Tuple[str, str]:
     known, configured_zero = parse_configured_swap_max(configured_swap_max)
     enforced = cgroup.enforced_by
+    unenforced = (f"; MemorySwapMax=0 is set for {service} but not enforced ({_why_not_enforced(cgroup)}), "
+                  "so it will not help once the host has swap that reaches a disk")
     if host.known and not host.present:
         body = "the host has no swap, so none of its memory can be written to swap"
-        if configured_zero and enforced is None:
-            body += (f"; MemorySwapMax=0 is set for {service} but not enforced ({_why_not_enforced(cgroup)}), "
-                     "so it will not help once the host has swap")
-        return PROTECTED, body
-    swap_text = f"the host's {human_size(host.total_bytes)} of swap" if host.known else "swap"
+        return PROTECTED, body + (unenforced if configured_zero and enforced is None else "")
+    swap_text = _swap_text(host) if host.known else "swap"
     if enforced is not None:
         where = "its own cgroup" if enforced.cgroup == cgroup.cgroup else f"the cgroup {enforced.cgroup} above it"
         return PROTECTED, f"{SWAP_MAX_FILE} is 0 for {where}, so the kernel keeps its memory out of {swap_text}"
+    if host.known and host.safe:
+        return PROTECTED, _safe_swap_body(host) + (unenforced if configured_zero else "")
     if not host.known:
         seen = f" ({host_hidden})" if host_hidden else ""
         return UNKNOWN, (f"whether the host has swap could not be read{seen}, and nothing in its cgroup keeps its "
@@ -329,13 +363,14 @@ def _swap_body(host: HostSwap, cgroup: CgroupSwap, configured_swap_max: Optional
             # Set after the service started: systemd writes memory.swap.max when it starts the service.
             return NOT_ENFORCED, (f"MemorySwapMax=0 is set for {service}, yet {SWAP_MAX_FILE} lets it use {allowed} "
                                   f"{swap_text}: restart {service} so that systemd writes it")
-        return EXPOSED, (f"{SWAP_MAX_FILE} lets it use {allowed} {swap_text}: set MemorySwapMax=0 for {service} "
-                         "(vault_mlock.lxd.vault_guest does with vault_guest_no_swap) and restart it")
+        return EXPOSED, f"{SWAP_MAX_FILE} lets it use {allowed} {swap_text}; {swap_remedy(cgroup, service)}"
     if configured_zero:
         return NOT_ENFORCED, (f"MemorySwapMax=0 is set for {service} but nothing enforces it "
-                              f"({_why_not_enforced(cgroup)}), so its memory can go to {swap_text}; {SWAP_REMEDY}")
+                              f"({_why_not_enforced(cgroup)}), so its memory can go to {swap_text}; "
+                              f"{swap_remedy(cgroup, service)}")
     setting = "" if known else ", and whether MemorySwapMax=0 is set is unknown"
-    return EXPOSED, f"nothing keeps its memory out of {swap_text} ({_why_not_enforced(cgroup)}{setting}); {SWAP_REMEDY}"
+    return EXPOSED, (f"nothing keeps its memory out of {swap_text} ({_why_not_enforced(cgroup)}{setting}); "
+                     f"{swap_remedy(cgroup, service)}")
 
 
 def judge_swap(who: str, host: HostSwap, cgroup: CgroupSwap, configured_swap_max: Optional[str] = None,
@@ -404,8 +439,29 @@ def _unit_limit_text(unit: UnitFacts) -> str:
     return text
 
 
+def judge_unit_not_locking(facts: VerdictFacts, unit: UnitFacts, why: str) -> Verdict:
+    """A unit whose server does not lock its memory and does not run: said not running, and why, and judged on
+    swap for when it runs; never on its memlock limit."""
+    server = "OpenBao" if why == OPENBAO_EXEMPTION else "Vault"
+    if unit.active_state == "active":
+        lead = f"{unit.name} is active but no {_names(facts.process_names)} process runs in it"
+    else:
+        reason = unit.reason
+        lead = f"{unit.name} is {unit.state}: {server} is not running" + (f" ({reason})" if reason else "")
+    # Its cgroup exists only while it runs: only the host's swap and its unit's MemorySwapMax can be judged.
+    cgroup = CgroupSwap(None, None, error=f"{unit.name} does not run, so no cgroup of its own can be read")
+    judged = judge_swap(unit.name, facts.host_swap, cgroup, unit.memory_swap_max, unit.name, facts.host_swap_hidden)
+    message = (f"{facts.subject}: {lead}; it does not lock its memory ({why}), so it needs no memlock limit; "
+               f"when it runs: {judged.body}")
+    verdict = judged.verdict if unit.active_state == "active" else worst((NOT_RUNNING, judged.verdict))
+    return Verdict(verdict, message, ServiceFacts(unit.name, "unit", unit.memlock, locks_memory=False))
+
+
 def judge_unit(facts: VerdictFacts, unit: UnitFacts) -> Verdict:
     subject, name = facts.subject, unit.name.rsplit(".", 1)[0]
+    why = unit_lock_exemption(unit)
+    if why:
+        return judge_unit_not_locking(facts, unit, why)
     service = ServiceFacts(unit.name, "unit", unit.memlock)
     if unit.memlock is None:
         return Verdict(UNKNOWN, f"{subject}: {unit.name} is {unit.state}, and systemd did not say its "

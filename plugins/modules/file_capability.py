@@ -78,6 +78,20 @@ options:
       - When not set, a file that already carries a revision 3 value keeps its root uid, so that a change never
         widens a capability meant for one guest to every namespace; anything else is written as revision 2.
     type: int
+  units:
+    description:
+      - A binary whose file capability has the effective bit cannot be started at all (C(execve) fails with
+        C(EPERM)) by a process whose bounding set lacks one of its capabilities. Vault's binary is also run as
+        C(vault agent) and C(vault proxy), often by units with a C(CapabilityBoundingSet=) of their own.
+      - Where systemd runs, the module asks it which service units run O(path) (their C(Exec*=) programs, links
+        resolved) and lack a capability of the result in their C(CapabilityBoundingSet=).
+      - V(fail) stops before writing and names those units; give them the capability first (for
+        C(CAP_IPC_LOCK), M(vault_mlock.lxd.memlock_dropin) with O(vault_mlock.lxd.memlock_dropin#module:ipc_lock)
+        does). V(report) writes anyway and names them in RV(blocked_units). V(ignore) does not look.
+      - Without systemd, or when the result has no effective bit, nothing is looked for.
+    type: str
+    choices: [fail, report, ignore]
+    default: fail
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.actiongroup_memlock
@@ -146,6 +160,15 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+blocked_units:
+  description:
+    - The service units that run the file and whose bounding set lacks a capability it now carries, so that they
+      could not start it (see O(units)); V(null) when none were looked for.
+    - C(missing) lists the capabilities each one lacks.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: vault-agent.service, missing: [cap_ipc_lock]}]
 path:
   description: The file acted on, with symbolic links resolved.
   returned: always
@@ -193,6 +216,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._file_capability i
     apply_file_capability,
     plan_file_capability,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._unit_bounding import FAIL, UNIT_CHECKS, check_units
 
 
 def main() -> None:
@@ -203,6 +227,7 @@ def main() -> None:
             state=dict(type="str", default="present", choices=list(STATES)),
             follow=dict(type="bool", default=True),
             rootid=dict(type="int"),
+            units=dict(type="str", default=FAIL, choices=list(UNIT_CHECKS)),
         ),
         supports_check_mode=True,
     )
@@ -215,6 +240,8 @@ def main() -> None:
             follow=params["follow"],
             rootid=params["rootid"],
         )
+        blocked = check_units(module.run_command, change.path, change.after and change.after.capabilities,
+                              params["units"])
         if change.changed and not module.check_mode:
             change = apply_file_capability(change)
     except CapabilityError as exc:
@@ -230,6 +257,8 @@ def main() -> None:
         after=change.after_text,
         rootid=change.rootid,
         in_user_namespace=change.in_user_namespace,
+        blocked_units=None if blocked is None else [dict(name=unit.name, missing=list(unit.missing))
+                                                    for unit in blocked],
     )
     if module._diff:
         result["diff"] = change.diff()

@@ -241,6 +241,21 @@ swap:
         C(/proc/meminfo)); empty when they are.
       type: str
       sample: /proc/swaps is a fuse.lxcfs mount here (LXCFS's view of this guest), not the host's own
+    devices:
+      description:
+        - Each swap area judged from C(/sys) for where its pages end up; empty when C(hidden) is set.
+        - C(kind) is V(ram) (zram without a backing device), V(encrypted) (dm-crypt) or V(disk) (a partition,
+          disk, loop device or file, or a zram or device-mapper device over one); C(detail) says what it is,
+          C(caveat) what could still let its pages be read (a dm-crypt key kept on a disk).
+      type: list
+      elements: dict
+      sample: [{name: /dev/zram0, size_bytes: 67104768, kind: ram, detail: "zram0, compressed RAM with no backing
+        device", caveat: ""}]
+    zswap:
+      description: Whether zswap is on; it writes pages back to the same swap areas, so it changes no verdict.
+        V(null) when the kernel has none.
+      type: bool
+      sample: false
 required:
   description: O(required) as judged; V(null) when not given. C(size) is bytes, V(null) for V(infinity).
   returned: success
@@ -281,6 +296,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     asks_units,
     gather_machine,
     units_to_ask,
+    units_with_configs,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe_report import judge_machine
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_options import (
@@ -303,9 +319,9 @@ def main():
     if asks_units(facts) and asked:
         # Where no Vault process runs, its unit tells what its service gets, and why it died; where one runs
         # that locks nothing, its unit's MemorySwapMax counts.
-        _rc, out, err = module.run_command(units_command(asked))
+        _rc, out, err = module.run_command(units_command(asked, options.process_names))
         try:
-            units = parse_units(out, asked)
+            units = units_with_configs(parse_units(out, asked), "/")
         except ValueError as exc:
             if not facts.processes:
                 module.fail_json(msg=f"units: asking systemd about {', '.join(asked)} failed: {exc} {err}".strip())

@@ -35,9 +35,14 @@ description:
     known by its name, its binary's name or its unit C(openbao.service); and Vault when its C(VmLck) is 0 and its
     configuration (the C(-config) files of its command line, read inside the guest's root) says
     C(disable_mlock = true), or it runs with C(-dev). A Vault with nothing locked and no such setting is judged on its
-    limit, as any other process.
+    limit, as any other process. Where no such process runs, a unit that would run one (C(openbao.service), a
+    service whose C(ExecStart) runs C(bao), a Vault unit whose configuration says C(disable_mlock = true)) is not
+    judged on its limit either - V(not_running), with systemd's C(Result=) and the journal's last line, or the
+    swap verdict for when it runs where that is worse.
   - For such a server the probe reads, on the LXD host, whether the host has swap (its own C(/proc/swaps) and
-    C(/proc/meminfo), not LXCFS's view inside a guest) and C(memory.swap.max) of the process's cgroup and every
+    C(/proc/meminfo), not LXCFS's view inside a guest), each swap area for what it is from the host's C(/sys) (zram
+    without a backing device is RAM, dm-crypt is encrypted, partitions, disks and files reach a disk), and
+    C(memory.swap.max) of the process's cgroup and every
     cgroup above it (the host's cgroup mounts and the path in the host's C(/proc/PID/cgroup)); and it asks the
     guest's systemd, in the same one command as for O(units), for the C(MemorySwapMax) of the process's unit.
     A guest read from inside (O(method=exec), a virtual machine, another member) shows neither the host's swap nor
@@ -72,7 +77,7 @@ notes:
     O(units)), V(unknown) (no Vault process runs and systemd could not be asked, as with O(method=proc); or a server
     that does not lock its memory, where the host's swap cannot be seen) and V(error).
   - For a server that does not lock its memory - V(protected) (no swap can take its memory - the host has none,
-    or C(memory.swap.max) is 0 for its cgroup or one above), V(not_enforced) (its unit sets C(MemorySwapMax=0), the
+    or all of it is RAM or encrypted, or C(memory.swap.max) is 0 for its cgroup or one above), V(not_enforced) (its unit sets C(MemorySwapMax=0), the
     host has swap, and no C(memory.swap.max) enforces it), V(exposed) (the host has swap and nothing keeps the
     server out of it). The same words as C(swap.judgement) of
     M(vault_mlock.lxd.mlock_config).
@@ -410,8 +415,11 @@ instances:
         - C(total_bytes) is C(SwapTotal) of the host's C(/proc/meminfo), C(areas) the rows of its C(/proc/swaps)
           (sizes in bytes), C(hidden) why these are not the host's own figures (a guest read from inside it), empty
           when they are.
+        - C(devices) judges each area from the host's C(/sys), in the form of C(swap.devices) of
+          M(vault_mlock.lxd.memlock_facts) - V(ram) (zram without a backing device) and V(encrypted) (dm-crypt)
+          keep secrets off a disk, V(disk) does not; C(zswap) whether zswap is on (it writes back to the same areas).
       type: dict
-      sample: {total_bytes: 0, areas: [], hidden: ""}
+      sample: {total_bytes: 0, areas: [], hidden: "", devices: [], zswap: false}
     verdict:
       description: One of V(ok), V(finite_limit), V(too_low), V(restart_pending), V(not_running), V(absent),
         V(unknown), V(error), and for a server that does not lock its memory V(protected), V(not_enforced),

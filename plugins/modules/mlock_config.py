@@ -460,7 +460,8 @@ def _swap_report(view, root):
     if cgroup_text is None or mountinfo is None:
         return None  # it ended meanwhile
     name = (_read_text(os.path.join(proc, str(pid), "comm")) or "the server").strip()
-    host = host_swap_from_texts(_read_text(os.path.join(proc, "meminfo")), _read_text(os.path.join(proc, "swaps")))
+    host = host_swap_from_texts(_read_text(os.path.join(proc, "meminfo")), _read_text(os.path.join(proc, "swaps")),
+                                _systemd.join_root(root, "/sys"))
     cgroup = gather_cgroup_swap(cgroup_text, mountinfo, root)
     configured = view.first("MemorySwapMax")
     judged = judge_swap(f"{name} (PID {pid})", host, cgroup, configured, view.unit)

@@ -14,6 +14,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
     UnitsFacts,
     asked_after_start,
     mlock_failure_line,
+    parse_exec_start,
     parse_units,
     split_sections,
     units_command,
@@ -126,8 +127,8 @@ def test_asked_after_start_is_the_units_own_value_not_systemds_default():
 
 
 def test_units_command_and_sections():
-    argv = units_command(["vault.service", "openbao.service"])
-    assert argv == ["sh", "-c", UNITS_SCRIPT, "sh", "vault.service openbao.service"]
+    argv = units_command(["vault.service", "openbao.service"], ["vault", "bao"])
+    assert argv == ["sh", "-c", UNITS_SCRIPT, "sh", "vault.service openbao.service", "vault bao"]
     assert split_sections("junk\n@@a b\nx\n@@c d\n") == {("a", "b"): "x\n", ("c", "d"): "\n"}
 
 
@@ -157,18 +158,86 @@ done
 """
 
 
-def test_units_script_asks_systemd_for_memory_swap_max(tmp_path):
-    """The script as a guest runs it, with systemd's directory in a private /run and a systemctl that answers
-    exactly what it is asked: MemorySwapMax must be among the properties asked."""
+def run_with_fake_systemctl(tmp_path, systemctl, argv):
+    """argv as a guest runs it, with systemd's directory in a private /run and ``systemctl`` (a script) on PATH."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "systemctl").write_text(FAKE_SYSTEMCTL)
+    (fake / "systemctl").write_text(systemctl)
     (fake / "systemctl").chmod(0o755)
     inner = 'mount -t tmpfs none /run && mkdir -p /run/systemd/system && PATH="$0:$PATH" exec "$@"'
-    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", inner, str(fake)] + units_command(
-        ["openbao.service"])
-    run = subprocess.run(argv, capture_output=True, text=True, check=False)
+    run = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", inner, str(fake)] + argv,
+                         capture_output=True, text=True, check=False)
     if run.returncode != 0:
         pytest.skip(f"no private mount namespace here: {run.stderr.strip()}")
-    facts = parse_units(run.stdout, ["openbao.service"])
+    return run.stdout
+
+
+def test_units_script_asks_systemd_for_memory_swap_max(tmp_path):
+    """A systemctl that answers exactly what it is asked: MemorySwapMax must be among the properties asked."""
+    output = run_with_fake_systemctl(tmp_path, FAKE_SYSTEMCTL, units_command(["openbao.service"]))
+    facts = parse_units(output, ["openbao.service"])
     assert facts.loaded[0].memory_swap_max == "0"
+
+
+# `systemctl show -p Id -p ExecStart -- '*.service'` as systemd 252 printed it in a Debian 12 guest (shortened).
+GLOB_SHOW = """\
+ExecStart={ path=/usr/sbin/cron ; argv[]=/usr/sbin/cron -f ; ignore_errors=no ; start_time=[n/a] ; pid=0 }
+Id=cron.service
+
+ExecStart={ path=/usr/local/bin/bao ; argv[]=/usr/local/bin/bao server -config=/etc/x.hcl ; ignore_errors=no }
+Id=secrets.service
+
+Id=systemd-journald.service
+"""
+
+
+def test_units_script_finds_a_bao_unit_by_its_exec_start(tmp_path):
+    """The script's awk against systemctl's real layout: a unit whose ExecStart runs bao is asked about too."""
+    systemctl = FAKE_SYSTEMCTL.replace('[ "$1" = show ] || exit 1', '[ "$1" = show ] || exit 1\n'
+                                       'case "$*" in *"*.service"*) cat "$(dirname "$0")/glob"; exit 0 ;; esac')
+    (tmp_path / "glob").write_text(GLOB_SHOW)
+    output = run_with_fake_systemctl(tmp_path, systemctl.replace('$(dirname "$0")/glob', str(tmp_path / "glob")),
+                                     units_command(["vault.service"], ["vault", "bao"]))
+    facts = parse_units(output, ["vault.service"])
+    assert [unit.name for unit in facts.units] == ["vault.service", "secrets.service"]
+
+
+# Printed by UNITS_SCRIPT in a Debian 12 guest (systemd 252) for vault.service and openbao.service, where neither
+# exists and secrets.service runs bao (found by its ExecStart) and failed; the sections of the two missing units
+# left out (a unit printed nothing for counts as not found).
+BY_EXEC_OUTPUT = REAL_OUTPUT[:REAL_OUTPUT.index("@@unit")] + """\
+@@unit secrets.service
+Result=exit-code
+ExecMainStatus=203
+ExecStart={ path=/usr/local/bin/bao ; argv[]=/usr/local/bin/bao server -config=/etc/x.hcl ; ignore_errors=no ; \
+start_time=[Mon 2026-12-07 23:49:53 UTC] ; stop_time=[Mon 2026-12-07 23:49:53 UTC] ; pid=67 ; code=exited ; status=203 }
+MemorySwapMax=infinity
+LimitMEMLOCK=8388608
+LimitMEMLOCKSoft=8388608
+LoadState=loaded
+ActiveState=failed
+SubState=failed
+InvocationID=fc07100f7a2c4a468dfa7b473e944150
+@@journal secrets.service
+| secrets.service: Failed to locate executable /usr/local/bin/bao: No such file or directory
+| secrets.service: Failed at step EXEC spawning /usr/local/bin/bao: No such file or directory
+""".replace("\\\n", "")
+
+
+def test_a_unit_found_by_its_exec_start_is_reported_after_those_named():
+    facts = parse_units(BY_EXEC_OUTPUT, ["vault.service", "openbao.service"])
+    assert [unit.name for unit in facts.units] == ["vault.service", "openbao.service", "secrets.service"]
+    found = facts.loaded[0]
+    assert found.exec_argv == ("/usr/local/bin/bao", "server", "-config=/etc/x.hcl")
+    assert found.reason == ('Result=exit-code, exit status 203: its journal\'s last line: "secrets.service: Failed at '
+                            'step EXEC spawning /usr/local/bin/bao: No such file or directory"')
+
+
+@pytest.mark.parametrize("value, argv", [
+    ("{ path=/usr/bin/vault ; argv[]=/usr/bin/vault agent -config=/etc/a.hcl ; flags= ; start_time=[n/a] }",
+     ("/usr/bin/vault", "agent", "-config=/etc/a.hcl")),
+    ("", ()),
+    ("garbage", ()),
+])
+def test_parse_exec_start(value, argv):
+    assert parse_exec_start(value) == argv

@@ -32,9 +32,13 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts imp
     gather_machine,
     lock_exemption,
     read_disable_mlock,
+    unit_lock_exemption,
     units_to_ask,
+    units_with_configs,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UnitFacts, UnitsFacts
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import SwapArea
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import judge_swap_area
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import RLIM_INFINITY, MemlockLimit
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._xattr_caps import encode_xattr
 
@@ -383,7 +387,9 @@ def test_gather_the_facts_a_process_with_nothing_locked_is_judged_on(proc, tmp_p
     assert (found[61].unit, found[61].cgroup_swap, found[61].disable_mlock) == ("other.service", None, None)
     assert [lock_exemption(found[pid]) for pid in (58, 60, 61)] == [
         "disable_mlock = true in /etc/vault.d/10-storage.hcl", "OpenBao removed mlock in 2.0", ""]
-    assert facts.swap == SwapFacts(2097148 * KIB, [SwapArea("/swap.img", "file", 2097148 * KIB, 0, -2)], "")
+    area = SwapArea("/swap.img", "file", 2097148 * KIB, 0, -2)
+    assert facts.swap == SwapFacts(2097148 * KIB, [area], "", [judge_swap_area(area, str(fs / "sys"))])
+    assert facts.swap.host.exposing[0].detail == "/swap.img, a swap file on disk"
     assert asks_units(facts)
     assert units_to_ask(facts, ["vault.service"]) == ["vault.service", "openbao.service"]
 
@@ -403,3 +409,22 @@ def test_no_units_asked_where_every_process_locks(proc):
     proc.add(1, "systemd")
     proc.add(58, "vault", vmsize_kib=4096, vmlck_kib=4096)
     assert not asks_units(gather_machine(ProcDir(str(proc.root))))
+
+
+def _unit(name, argv):
+    return UnitFacts(name=name, load_state="loaded", active_state="failed", sub_state="failed", result="exit-code",
+                     restarts=0, exit_status=1, asked=None, exec_argv=argv)
+
+
+def test_units_are_exempt_from_memlock_by_name_binary_or_configuration(tmp_path):
+    put(tmp_path, "/etc/vault.d/a.hcl", VAULT_HCL)
+    units = UnitsFacts(True, None, [
+        _unit("vault.service", ("/usr/bin/vault", "server", "-config=/etc/vault.d/a.hcl")),
+        _unit("vault-agent.service", ("/usr/bin/vault", "agent", "-config=/etc/vault.d/none.hcl")),
+        _unit("secrets.service", ("/usr/local/bin/bao", "server")),
+        _unit("openbao.service", ()),
+    ])
+    judged = units_with_configs(units, str(tmp_path))
+    assert [unit_lock_exemption(unit) for unit in judged.units] == [
+        "disable_mlock = true in /etc/vault.d/a.hcl", "", "OpenBao removed mlock in 2.0", "OpenBao removed mlock in 2.0"]
+    assert units_with_configs(units, None) is units  # read inside the guest by a command: no files

@@ -268,7 +268,7 @@ def host_cgroups(host, bao_pid=30010, swap_max=None, swaps=""):
     ("0\n", "/swap.img file 2097148 0 -2\n", "protected", ["memory.swap.max is 0 for its own cgroup"]),
     ("max\n", "/swap.img file 2097148 0 -2\n", "not_enforced",
      ["MemorySwapMax=0 is set for openbao.service, yet memory.swap.max lets it use any amount of the host's 1.9 GiB of "
-      "swap: restart openbao.service"]),
+      "swap on /swap.img, a swap file on disk: restart openbao.service"]),
     ("1048576\n", "", "protected", ["the host has no swap"]),
 ])
 def test_probe_judges_bao_on_the_host_swap_and_its_cgroups(host, monkeypatch, swap_max, swaps, verdict, words):

@@ -16,9 +16,13 @@ import os
 import pytest
 from _files import put
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import SwapArea
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     CGROUP_V1,
     CGROUP_V2,
+    DISK,
+    ENCRYPTED,
+    RAM,
     CgroupSwap,
     HostSwap,
     Mount,
@@ -27,6 +31,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._swap import (
     cgroup_directories,
     gather_cgroup_swap,
     host_swap_from_texts,
+    judge_swap_area,
     parse_mountinfo,
     parse_proc_cgroup,
     parse_swap_max,
@@ -253,7 +258,7 @@ OPEN = CgroupSwap(CGROUP_V2, "/lxc.payload.vault/system.slice/openbao.service",
         (SWAP_2G, GUEST_ZERO, None, PROTECTED, ["memory.swap.max is 0 for the cgroup /lxc.payload.vault above it"]),
         (SWAP_2G, NO_CONTROLLER, "0", NOT_ENFORCED,
          ["MemorySwapMax=0 is set for openbao.service but nothing enforces it",
-          "the memory controller is not enabled there", "can go to the host's 2 GiB of swap", "swapoff -a"]),
+          "the memory controller is not enabled there", "can go to the host's 2 GiB of swap", "turn the host's swap off (swapoff"]),
         (SWAP_2G, V1, "0", NOT_ENFORCED, ["nothing enforces it", "cgroup v1"]),
         (SWAP_2G, OPEN, "infinity", EXPOSED, ["memory.swap.max lets it use any amount of the host's 2 GiB of swap",
                                               "set MemorySwapMax=0 for openbao.service"]),
@@ -300,3 +305,131 @@ def test_lxcfs_hides_the_host_swap():
     assert "/proc/meminfo is a fuse.lxcfs mount" in swap_view_hidden(LXCFS_MOUNTINFO)
     assert swap_view_hidden(LAB_GUEST_MOUNTINFO) == ""
     assert swap_view_hidden(LAB_HOST_MOUNTINFO) == ""
+
+
+# --- each swap area judged for what it is, from sysfs trees laid out as the kernel does ------------
+
+def sysfs(tmp_path, files):
+    """A /sys tree: {path below /sys: text}; a text of None makes an empty directory."""
+    root = tmp_path / "sys"
+    for path, text in files.items():
+        if text is None:
+            (root / path).mkdir(parents=True, exist_ok=True)
+        else:
+            put(root, "/" + path, text)
+    return str(root)
+
+
+def area(name, kind="partition", kib=65532):
+    return SwapArea(name, kind, kib * 1024, 0, -2)
+
+
+ZRAM = {"class/block/zram0/disksize": "67108864\n"}
+# cryptsetup's plain mode, as crypttab's "cryptswap /dev/vda3 /dev/urandom swap" makes it.
+PLAIN_CRYPT = {"class/block/dm-0/dm/uuid": "CRYPT-PLAIN-cryptswap\n", "class/block/dm-0/dm/name": "cryptswap\n",
+               "class/block/dm-0/slaves/vda3": None, "class/block/vda3/partition": "3\n"}
+LUKS_CRYPT = {"class/block/dm-1/dm/uuid": "CRYPT-LUKS2-0b1d5a7e9c6f4b3a8e2d1c0b9a8f7e6d-luks-swap\n",
+              "class/block/dm-1/dm/name": "luks-swap\n", "class/block/dm-1/slaves/sda2": None,
+              "class/block/sda2/partition": "2\n"}
+
+
+@pytest.mark.parametrize("files, swap_area, kind, words", [
+    (ZRAM, area("/dev/zram0"), RAM, ["zram0, compressed RAM with no backing device"]),
+    # A kernel built with CONFIG_ZRAM_WRITEBACK shows backing_dev, 'none' until one is set.
+    ({**ZRAM, "class/block/zram0/backing_dev": "none\n"}, area("/dev/zram0"), RAM, ["no backing device"]),
+    ({**ZRAM, "class/block/zram0/backing_dev": "/dev/vdb1\n", "class/block/vdb1/partition": "1\n"},
+     area("/dev/zram0"), DISK, ["zram0, compressed RAM that writes back to vdb1, a disk partition"]),
+    ({**ZRAM, **PLAIN_CRYPT, "class/block/zram0/backing_dev": "/dev/mapper/cryptswap\n"}, area("/dev/zram0"),
+     ENCRYPTED, ["writes back to dm-0 (cryptswap), plain dm-crypt"]),
+    (PLAIN_CRYPT, area("/dev/dm-0"), ENCRYPTED, ["dm-0 (cryptswap), plain dm-crypt"]),
+    (LUKS_CRYPT, area("/dev/dm-1"), ENCRYPTED, ["dm-1 (luks-swap), dm-crypt with LUKS2"]),
+    (LUKS_CRYPT, area("/dev/mapper/luks-swap"), ENCRYPTED, ["dm-1 (luks-swap)"]),
+    # LVM over a LUKS device: as safe as what lies under it.
+    ({**LUKS_CRYPT, "class/block/dm-2/dm/uuid": "LVM-abc\n", "class/block/dm-2/slaves/dm-1": None},
+     area("/dev/dm-2"), ENCRYPTED, ["dm-2, over dm-1 (luks-swap), dm-crypt with LUKS2"]),
+    # LVM straight on a disk, and dm-verity (CRYPT-VERITY: integrity, no secrecy): disks.
+    ({"class/block/dm-3/dm/uuid": "LVM-xyz\n", "class/block/dm-3/slaves/sdb1": None,
+      "class/block/sdb1/partition": "1\n"}, area("/dev/dm-3"), DISK, ["dm-3, over sdb1, a disk partition"]),
+    ({"class/block/dm-4/dm/uuid": "CRYPT-VERITY-abc-v\n", "class/block/dm-4/slaves/sdc": None},
+     area("/dev/dm-4"), DISK, ["dm-4, over sdc, a disk"]),
+    ({"class/block/vda2/partition": "2\n"}, area("/dev/vda2"), DISK, ["vda2, a disk partition"]),
+    ({"class/block/loop3/loop/backing_file": "/var/swap.img\n"}, area("/dev/loop3"), DISK,
+     ["loop3, a loop device over the file /var/swap.img"]),
+    ({}, area("/swapfile", "file"), DISK, ["/swapfile, a swap file on disk"]),
+    ({}, area("/dev/nvme9n1p9"), DISK, ["/dev/nvme9n1p9, a device not found in sysfs (taken as a disk)"]),
+])
+def test_swap_areas_are_judged_for_what_they_are(tmp_path, files, swap_area, kind, words):
+    device = judge_swap_area(swap_area, sysfs(tmp_path, files))
+    assert (device.name, device.kind, device.safe) == (swap_area.name, kind, kind in (RAM, ENCRYPTED))
+    for word in words:
+        assert word in device.detail
+
+
+def test_the_key_of_a_dm_crypt_device_is_said(tmp_path):
+    plain = judge_swap_area(area("/dev/dm-0"), sysfs(tmp_path / "plain", PLAIN_CRYPT))
+    luks = judge_swap_area(area("/dev/dm-1"), sysfs(tmp_path / "luks", LUKS_CRYPT))
+    assert "made afresh at each boot (crypttab's /dev/urandom)" in plain.caveat
+    assert "a key file kept on an unencrypted disk" in luks.caveat and "LUKS2" in luks.caveat
+
+
+def test_the_lab_machine_zram_without_writeback_support(tmp_path):
+    """Recorded on the lab machine: zram0 has no backing_dev file at all (no CONFIG_ZRAM_WRITEBACK)."""
+    root = sysfs(tmp_path, {**ZRAM, "module/zswap/parameters/enabled": "N\n"})
+    swaps = SWAPS_HEADER + "/dev/zram0                              partition\t65532\t\t0\t\t100\n"
+    host = host_swap_from_texts(None, swaps, root)
+    assert (host.known, host.present, host.judged, host.safe, host.zswap) == (True, True, True, True, False)
+
+
+HOST_ZERO_CGROUP = CgroupSwap(CGROUP_V1, "/process_api/x")
+
+
+def judge_with(tmp_path, swaps_rows, files, configured=None, cgroup=HOST_ZERO_CGROUP):
+    host = host_swap_from_texts(None, SWAPS_HEADER + swaps_rows, sysfs(tmp_path, files))
+    return judge_swap(WHO, host, cgroup, configured, UNIT)
+
+
+def test_zram_in_ram_protects_and_says_so(tmp_path):
+    judged = judge_with(tmp_path, "/dev/zram0 partition 65532 0 100\n", ZRAM)
+    assert judged.verdict == PROTECTED
+    assert ("the host's 63.9 MiB of swap is compressed RAM, so none of its memory reaches a disk unencrypted "
+            "(zram0, compressed RAM with no backing device)") in judged.sentence
+
+
+def test_encrypted_swap_protects_with_the_caveat_of_its_key(tmp_path):
+    judged = judge_with(tmp_path, "/dev/dm-1 partition 65532 0 -2\n/dev/zram0 partition 65532 0 100\n",
+                        {**LUKS_CRYPT, **ZRAM}, configured="0")
+    assert judged.verdict == PROTECTED
+    assert "swap is RAM or encrypted" in judged.sentence
+    assert "dm-1 (luks-swap), dm-crypt with LUKS2; zram0" in judged.sentence
+    assert "beware: its LUKS2 key is opened by a passphrase or key file" in judged.sentence
+    assert "MemorySwapMax=0 is set for openbao.service but not enforced" in judged.sentence
+
+
+def test_one_exposed_area_decides_and_is_named(tmp_path):
+    files = {**ZRAM, **PLAIN_CRYPT, "module/zswap/parameters/enabled": "Y\n"}
+    judged = judge_with(tmp_path, "/dev/zram0 partition 65532 0 100\n/dev/dm-0 partition 65532 0 -2\n"
+                                  "/swapfile file 65532 0 -3\n", files)
+    assert judged.verdict == EXPOSED
+    assert "out of the host's 191.9 MiB of swap on /swapfile, a swap file on disk, which zswap writes back to" \
+        in judged.sentence
+    assert "zram0" not in judged.sentence and "dm-0" not in judged.sentence
+
+
+def test_exposed_swap_says_the_fixes_that_apply_to_the_guest(tmp_path):
+    on_v1 = judge_with(tmp_path / "a", "/swapfile file 65532 0 -2\n", {})
+    assert "turn the host's swap off" in on_v1.sentence
+    assert "would not be enforced here" in on_v1.sentence
+    v2 = CgroupSwap(CGROUP_V2, "/lxc.payload.vault/system.slice/openbao.service",
+                    (SwapMaxEntry("/lxc.payload.vault/system.slice/openbao.service", None),))
+    on_v2 = judge_with(tmp_path / "b", "/swapfile file 65532 0 -2\n", {}, cgroup=v2)
+    assert on_v2.verdict == EXPOSED
+    assert "set MemorySwapMax=0 for openbao.service" in on_v2.sentence
+    assert "limits.memory.swap=false for the LXD or Incus guest" in on_v2.sentence
+    assert "lxd_host_instance_swap" in on_v2.sentence
+
+
+def test_swap_not_judged_by_device_stays_exposed():
+    """Without sysfs (areas known, devices not judged) swap counts as reaching a disk."""
+    host = host_swap_from_texts(None, SWAPS_HEADER + "/dev/zram0 partition 65532 0 100\n")
+    assert (host.judged, host.safe) == (False, False)
+    assert judge_swap(WHO, host, HOST_ZERO_CGROUP).verdict == EXPOSED

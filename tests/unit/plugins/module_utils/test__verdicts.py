@@ -48,6 +48,8 @@ KIB = 1024
 MIB = 1024 * KIB
 GIB = 1024 * MIB
 MLOCK_LINE = "Error initializing core: Failed to lock memory: cannot allocate memory"
+# bao 2.7.2 under openbao.service with storage "file", which OpenBao 2 no longer has.
+BAO_LINE = "Error parsing config: unknown storage type file"
 
 
 def limit(soft, hard=None):
@@ -68,13 +70,13 @@ def process(soft=256 * KIB, hard=None, vmsize=int(1.3 * GIB), vmlck=None, cap=Fa
 
 
 def unit(memlock=4 * MIB, asked=None, active="inactive", sub="dead", result="success", line="", name="vault.service",
-         load="loaded", swap_max=None):
+         load="loaded", swap_max=None, **more):
     asked = memlock if asked is None else asked
     return UnitFacts(
         name=name, load_state=load, active_state=active, sub_state=sub, result=result, restarts=0, exit_status=1,
         asked=report(asked) if isinstance(asked, (int, type(None))) else MemlockReport.of(asked),
-        journal=[line] if line else [], mlock_failure=line,
-        memlock=report(memlock), memory_swap_max=swap_max,
+        journal=[line] if line else [], mlock_failure=line if "lock" in line else "",
+        memlock=report(memlock), memory_swap_max=swap_max, **more,
     )
 
 
@@ -229,8 +231,29 @@ CASES = [
      "guest g1: vault.service is active but no vault or bao process runs in the guest; its service may lock 4 MiB"),
     ("the worst unit speaks",
      facts(units=units(unit(memlock=None),
-                       unit(name="openbao.service", memlock=256 * KIB, line=MLOCK_LINE, **FAILED))),
-     TOO_LOW, "guest g1: openbao.service is failed"),
+                       unit(name="vault-dr.service", memlock=256 * KIB, line=MLOCK_LINE, **FAILED))),
+     TOO_LOW, "guest g1: vault-dr.service is failed"),
+    # --- servers that do not lock: never judged on memlock, running or not ----------------------------
+    ("a failed openbao.service, no swap: not running, and why",
+     facts(host_swap=HostSwap(0), units=units(unit(name="openbao.service", memlock=256 * KIB, line=BAO_LINE,
+                                                   **FAILED))), NOT_RUNNING,
+     "guest g1: openbao.service is failed (exit-code): OpenBao is not running (Result=exit-code, exit status 1: "
+     "its journal's last line: \"" + BAO_LINE + "\"); it does not lock its memory (OpenBao removed mlock in 2.0), so "
+     "it needs no memlock limit; when it runs: the host has no swap"),
+    ("a failed openbao.service on a host with swap on disk: exposed",
+     facts(host_swap=HostSwap(64 * MIB, ("/swapfile",)),
+           units=units(unit(name="openbao.service", memlock=256 * KIB, line=BAO_LINE, **FAILED))), EXPOSED,
+     ["OpenBao is not running", "when it runs: nothing keeps its memory out of the host's 64 MiB of swap"]),
+    ("a stopped bao unit found by its ExecStart",
+     facts(host_swap=HostSwap(0), units=units(unit(name="secrets.service", memlock=256 * KIB,
+                                                   exec_argv=("/usr/local/bin/bao", "server")))), NOT_RUNNING,
+     "guest g1: secrets.service is inactive (dead): OpenBao is not running (exit status 1); it does not lock its "
+     "memory"),
+    ("a stopped Vault whose configuration says disable_mlock = true",
+     facts(host_swap=HostSwap(None), units=units(unit(memlock=256 * KIB, disable_mlock=True,
+                                                      disable_mlock_source="disable_mlock = true in /etc/v.hcl"))),
+     UNKNOWN, ["vault.service is inactive (dead): Vault is not running (exit status 1); it does not lock its memory "
+               "(disable_mlock = true in /etc/v.hcl)", "whether the host has swap could not be read"]),
 ]
 
 
@@ -405,7 +428,7 @@ SWAP_CASES = [
      ["lets it use up to 1 GiB of the host's 2 GiB of swap"]),
     ("swap, MemorySwapMax=0 without a memory controller",
      facts(**P8, processes=(bao(),), units=BAO_UNIT, host_swap=SWAP_2G), NOT_ENFORCED,
-     ["MemorySwapMax=0 is set for openbao.service but nothing enforces it", "swapoff -a"]),
+     ["MemorySwapMax=0 is set for openbao.service but nothing enforces it", "turn the host's swap off (swapoff"]),
     ("swap, nothing set, no controller", facts(**P8, processes=(bao(),), host_swap=SWAP_2G), EXPOSED,
      ["nothing keeps its memory out of the host's 2 GiB of swap", "whether MemorySwapMax=0 is set is unknown"]),
     ("read inside a guest under LXCFS",

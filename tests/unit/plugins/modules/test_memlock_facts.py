@@ -79,7 +79,7 @@ def test_facts_without_process_or_unit_find_no_vault(run_module):
     pid1 = read_memlock_limit(1)
     assert (result["pid1"]["memlock"]["soft_bytes"], result["pid1"]["memlock"]["hard_bytes"]) == (pid1.soft, pid1.hard)
     assert result["pid1"]["host_pid"] is None
-    assert set(result["swap"]) == {"total_bytes", "areas", "hidden"}
+    assert set(result["swap"]) == {"total_bytes", "areas", "hidden", "devices", "zswap"}
     assert result["required"] is None
     facts = result["ansible_facts"]["vault_mlock_memlock"]
     assert facts == {key: result[key] for key in facts}
