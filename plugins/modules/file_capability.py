@@ -80,7 +80,6 @@ options:
     type: int
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
-  - vault_mlock.lxd._attributes.actiongroup_memlock
 attributes:
   check_mode:
     support: full
