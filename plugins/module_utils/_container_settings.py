@@ -8,7 +8,8 @@
 
 Pure planning, for any engine: wanted_settings() reads the module's four mappings, check_settings()
 validates every value at once (each sentence names its option, such as ``instance_memlock[vault1]``,
-and the accepted form), plan_changes() compares with what the engine read. Values compare by what
+and the accepted form), plan_changes() compares with what the engine read (plan_undo(), for state=absent, unsets what still holds the
+values given and keeps the rest). Values compare by what
 they mean, bytes for a limit and true or false for a switch, so '8388608' where '8M' is stored is no
 change. apply_settings() drives an engine through the three.
 """
@@ -34,6 +35,7 @@ OPTIONS = (
     ("instance_swap", INSTANCE, SWAP),
     ("profile_swap", PROFILE, SWAP),
 )
+PRESENT, ABSENT = "present", "absent"
 SWAP_FORM = "true (the instance may use swap), false (it may not) or null (unset the key)"
 MEMLOCK_FORM = f"{ACCEPTED_FORM}, or null (unset the key)"
 
@@ -134,6 +136,25 @@ def plan_changes(wanted: Sequence[Wanted], stored: Dict[Tuple[str, str, str], Op
     return changes
 
 
+def plan_undo(wanted: Sequence[Wanted], stored: Dict[Tuple[str, str, str], Optional[str]],
+              setting: Callable[[str], str]) -> Tuple[List[Change], List[Change]]:
+    """(changes, kept): unset each key that still means the wanted value; keep, unchanged, one that holds another.
+
+    A key asked to be unset (None) has nothing to undo.
+    """
+    changes, kept = [], []
+    for item in wanted:
+        before = stored.get((item.kind, item.name, item.key))
+        if item.value is None or before is None:
+            continue
+        change = Change(item.kind, item.name, item.key, setting(item.key), before, None)
+        if meaning(item.key, before) == meaning(item.key, item.value):
+            changes.append(change)
+        else:
+            kept.append(change)
+    return changes, kept
+
+
 def diff(changes: Sequence[Change]) -> dict:
     """Ansible's diff: one line per changed key, ``KIND NAME SETTING=VALUE``, absent when unset."""
     def lines(side: str) -> str:
@@ -151,10 +172,13 @@ def apply_settings(engine, params: dict, check_mode: bool) -> dict:
     if unsupported:
         raise SettingsError(f"{', '.join(unsupported)}: engine {engine.name} has no such setting")
     stored = {(item.kind, item.name, item.key): engine.read(item.kind, item.name, item.key) for item in wanted}
-    changes = plan_changes(wanted, stored, engine.setting)
+    if params.get("state") == ABSENT:
+        changes, kept = plan_undo(wanted, stored, engine.setting)
+    else:
+        changes, kept = plan_changes(wanted, stored, engine.setting), []
     if not check_mode:
         for change in changes:
             engine.write(change.kind, change.name, change.key, change.after)
     return dict(changed=bool(changes), engine=engine.name, changes=[asdict(change) for change in changes],
-                diff=diff(changes))
+                kept=[asdict(change) for change in kept], diff=diff(changes))
 

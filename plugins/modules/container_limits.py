@@ -71,6 +71,14 @@ options:
       - C(limits.memory.swap) per profile; same form as O(instance_swap).
     type: dict
     default: {}
+  state:
+    description:
+      - V(present) sets each key to the value given (V(null) unsets it).
+      - V(absent) undoes such a run - it unsets each key named that still holds the value given (by value), and
+        keeps a key that holds another value (RV(kept)) or is not named. Keys given V(null) are not touched.
+    type: str
+    choices: [present, absent]
+    default: present
   lxcpath:
     description:
       - For O(engine=lxc), the directories that hold the containers; empty means the engine's own.
@@ -105,12 +113,18 @@ EXAMPLES = r"""
     profile_memlock:
       vault: infinity
 
-- name: Unset what was set
+- name: Unset a key, whatever it holds
   vault_mlock.lxd.container_limits:
     instance_memlock:
       vault1: null
+
+- name: Undo the first example, leaving a key that someone has changed since
+  vault_mlock.lxd.container_limits:
+    state: absent
+    instance_memlock:
+      vault1: 8M
     profile_swap:
-      vault: null
+      vault: false
 """
 
 RETURN = r"""
@@ -146,6 +160,15 @@ changes:
       type: str
   sample:
     - {kind: instance, name: vault1, key: memlock, setting: limits.kernel.memlock, before: null, after: "8388608"}
+kept:
+  description:
+    - With O(state=absent), the keys left set because they hold another value than the one given, in the shape of
+      RV(changes) (C(after) is what the undo would have written, V(null)). Empty with O(state=present).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {kind: profile, name: vault, key: memlock, setting: limits.kernel.memlock, before: "4194304", after: null}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -164,6 +187,7 @@ def main():
             profile_memlock=dict(type="dict", default={}),
             instance_swap=dict(type="dict", default={}),
             profile_swap=dict(type="dict", default={}),
+            state=dict(type="str", default="present", choices=["present", "absent"]),
             lxcpath=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
