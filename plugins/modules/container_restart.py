@@ -99,8 +99,10 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-    if not params["name"].strip() or params["restart_timeout"] < 1:
-        module.fail_json(msg="name: give the container's name; restart_timeout: a number of seconds above 0")
+    if not params["name"].strip():
+        module.fail_json(msg=f"name: {params['name']!r} names no container; give the container's name")
+    if params["restart_timeout"] < 1:
+        module.fail_json(msg=f"restart_timeout: {params['restart_timeout']} is not a number of seconds above 0")
     try:
         engine = open_engine(params)
         if not module.check_mode:

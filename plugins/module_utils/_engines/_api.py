@@ -93,7 +93,7 @@ class ApiEngine:
             raise EngineError(f"{what}: waiting for operation {operation} failed: {exc}") from exc
         code = int(state.get("status_code") or 0)
         if code != 200:
-            problem = state.get("err") or f"still {state.get('status') or 'running'} after {seconds}s"
+            problem = state.get("err") or f"still {(state.get('status') or 'running').lower()} after {seconds}s"
             raise EngineError(f"{what}: {problem}")
 
     def read(self, kind: str, name: str, key: str) -> Optional[str]:

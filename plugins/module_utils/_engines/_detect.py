@@ -17,19 +17,22 @@ import os
 from typing import Mapping, Optional, Sequence
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import INCUS, LXD, EngineError
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import socket_candidates
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import normalize_endpoint, socket_candidates
 
-INCUS_SOCKET_DIR = "/var/lib/incus"
+
+def _engine_of(socket_path: str) -> str:
+    """Incus keeps its socket in a directory named incus (/var/lib/incus); every LXD flavour elsewhere."""
+    return INCUS if "incus" in socket_path.split("/")[:-1] else LXD
 
 
 def detect_engine(endpoint: Optional[str] = None, sockets: Optional[Sequence[str]] = None,
                   environ: Optional[Mapping[str, str]] = None) -> str:
     """LXD or INCUS: the daemon behind ``endpoint``, else behind the first API socket that exists."""
     if endpoint:
-        return INCUS if os.path.dirname(endpoint.replace("unix://", "", 1)) == INCUS_SOCKET_DIR else LXD
+        return _engine_of(normalize_endpoint(endpoint) or "")
     candidates = socket_candidates(environ) if sockets is None else sockets
     for path in candidates:
         if os.path.exists(path):
-            return INCUS if os.path.dirname(path) == INCUS_SOCKET_DIR else LXD
+            return _engine_of(path)
     raise EngineError(f"engine: auto found no container engine on this host (no API socket among "
                       f"{', '.join(candidates)}); install LXD or Incus, or name the engine")
