@@ -281,7 +281,7 @@ def override_sentence(plan: DropinPlan) -> str:
     value = format_limit(plan.effective.limit) if plan.effective.limit else "?"
     return (f"{plan.overridden_by} sets {LIMIT_KEY}={value} and is read after {plan.path}, so it decides "
             f"{plan.unit}'s limit; give the drop-in a name that sorts after {os.path.basename(plan.overridden_by)} "
-            "(option name), or remove or edit that file")
+            "(option name; lxd_host_dropin_name in the role vault_mlock.lxd.lxd_host), or remove or edit that file")
 
 
 def overridden_failure(plan: DropinPlan) -> str:

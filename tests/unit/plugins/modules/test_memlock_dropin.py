@@ -293,7 +293,8 @@ def test_a_later_drop_in_stops_it_before_writing_naming_the_file_and_the_ways_ou
     result = run_module(memlock_dropin, dict(limit="8M", fail_when_overridden=True))
     assert result["failed"] is True and result["overridden_by"] == later
     assert result["msg"].startswith(f"nothing was written: {later} sets LimitMEMLOCK=512K and is read after {OURS}")
-    assert "a name that sorts after 50-site.conf (option name), or remove or edit that file" in result["msg"]
+    assert ("a name that sorts after 50-site.conf (option name; lxd_host_dropin_name in the role "
+            "vault_mlock.lxd.lxd_host), or remove or edit that file") in result["msg"]
     assert tree_snapshot(host) == before
     passed = run_module(memlock_dropin, dict(limit="8M", name="60-memlock.conf", fail_when_overridden=True))
     assert passed["changed"] is True and passed["overridden_by"] is None
