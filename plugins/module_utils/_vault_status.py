@@ -372,6 +372,7 @@ ARGUMENT_SPEC = dict(
     timeout=dict(type="float", default=60),
     unseal_timeout=dict(type="float", default=0),
     fail_when_sealed=dict(type="bool", default=False),
+    node=dict(type="str"),
     instance=dict(type="str"),
     project=dict(type="str", default="default"),
     endpoint=dict(type="str"),
@@ -448,5 +449,5 @@ def vault_status(params: dict, run: Runner, python: str, clock: Callable[[], flo
         return result, result.pop("message")
     if params["fail_when_sealed"] and state.state == SEALED:
         said = describe("", addr, waited, params["timeout"], params["unseal_timeout"])
-        return result, stays_sealed_sentence(where or f"node {hostname()}", said)
+        return result, stays_sealed_sentence(where or f"node {params.get('node') or hostname()}", said)
     return result, None

@@ -84,6 +84,11 @@ options:
         integrated-storage cluster keeps its quorum.
     type: bool
     default: false
+  node:
+    description:
+      - How the failure of O(fail_when_sealed) names this server, such as the inventory name; the default is the
+        machine's host name. With O(instance) the guest is named instead.
+    type: str
   instance:
     description:
       - Ask from inside this LXD (or Incus) guest, through the local daemon's unix socket (the first found of

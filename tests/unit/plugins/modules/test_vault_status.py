@@ -128,11 +128,13 @@ def test_fail_when_sealed_stops_at_a_guest_that_stays_sealed_with_the_sentence(r
 
 
 def test_fail_when_sealed_names_the_node_where_it_runs_and_passes_an_unsealed_one(run_module):
-    with HealthServer([(200, SEALED)]) as server:
+    with HealthServer([(200, SEALED)] * 2) as server:
         sealed = run_module(vault_status, {"api_addr": server.addr, "fail_when_sealed": True})
+        named = run_module(vault_status, {"api_addr": server.addr, "fail_when_sealed": True, "node": "vault-2"})
     with HealthServer([(200, SEALED), (200, ACTIVE)]) as server:
         unsealed = run_module(vault_status, {"api_addr": server.addr, "fail_when_sealed": True, "unseal_timeout": 10})
     assert sealed["failed"] is True and sealed["msg"].startswith(f"node {socket.gethostname()} waits for unsealing")
+    assert named["msg"].startswith("node vault-2 waits for unsealing") and "unseal vault-2, then" in named["msg"]
     assert unsealed.get("failed") is not True and unsealed["state"] == "active"
 
 
