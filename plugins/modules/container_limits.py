@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.actiongroup_lxd
   - vault_mlock.lxd._lxd_connection
+  - vault_mlock.lxd._engine
 attributes:
   check_mode:
     support: full
@@ -39,14 +40,6 @@ attributes:
     support: full
     description: When run twice with the same options, the second run reports no change.
 options:
-  engine:
-    description:
-      - The container engine. V(auto) finds the one this host runs (an LXD or Incus daemon's socket).
-      - V(lxd) and V(incus) are reached through their REST API with the connection options below.
-      - V(lxc) (plain LXC) and V(pve) (Proxmox VE) have no profiles and no swap switch.
-    type: str
-    choices: [auto, lxd, incus, lxc, pve]
-    default: auto
   instance_memlock:
     description:
       - The memory lock limit per instance, as a mapping of instance name to limit in systemd's C(LimitMEMLOCK=)
@@ -174,15 +167,17 @@ kept:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._container_settings import SettingsError, apply_settings
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import ENGINES, EngineError, open_engine
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import CONNECTION_ARGUMENT_SPEC
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import (
+    ENGINE_ARGUMENT_SPEC,
+    EngineError,
+    open_engine,
+)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_ARGUMENT_SPEC,
-            engine=dict(type="str", default="auto", choices=list(ENGINES)),
+            ENGINE_ARGUMENT_SPEC,
             instance_memlock=dict(type="dict", default={}),
             profile_memlock=dict(type="dict", default={}),
             instance_swap=dict(type="dict", default={}),

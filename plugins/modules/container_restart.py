@@ -23,6 +23,7 @@ extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.actiongroup_lxd
   - vault_mlock.lxd._lxd_connection
+  - vault_mlock.lxd._engine
 attributes:
   check_mode:
     support: full
@@ -34,12 +35,6 @@ attributes:
     support: none
     description: Every run restarts the container.
 options:
-  engine:
-    description:
-      - The container engine. V(auto) finds the one this host runs (an LXD or Incus daemon's socket).
-    type: str
-    choices: [auto, lxd, incus, lxc, pve]
-    default: auto
   name:
     description: The container (instance) to restart.
     type: str
@@ -84,15 +79,17 @@ name:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import ENGINES, EngineError, open_engine
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import CONNECTION_ARGUMENT_SPEC
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import (
+    ENGINE_ARGUMENT_SPEC,
+    EngineError,
+    open_engine,
+)
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            CONNECTION_ARGUMENT_SPEC,
-            engine=dict(type="str", default="auto", choices=list(ENGINES)),
+            ENGINE_ARGUMENT_SPEC,
             name=dict(type="str", required=True),
             restart_timeout=dict(type="int", default=120),
         ),

@@ -15,10 +15,15 @@ their configuration files (_liblxc).
 
 from __future__ import annotations
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import CONNECTION_ARGUMENT_SPEC
+
 AUTO, LXD, INCUS, LXC, PVE = "auto", "lxd", "incus", "lxc", "pve"
 ENGINES = (AUTO, LXD, INCUS, LXC, PVE)
 API_ENGINES = (LXD, INCUS)
 LIBLXC_ENGINES = (LXC, PVE)
+# The options every module that reaches containers takes: the engine (doc fragment vault_mlock.lxd._engine) and
+# the API engines' connection (doc fragment vault_mlock.lxd._lxd_connection).
+ENGINE_ARGUMENT_SPEC = dict(CONNECTION_ARGUMENT_SPEC, engine=dict(type="str", default=AUTO, choices=list(ENGINES)))
 
 # What a setting belongs to, and the neutral keys of the settings.
 INSTANCE, PROFILE = "instance", "profile"
