@@ -122,8 +122,8 @@ options:
     default: false
   fail_when_overridden:
     description:
-      - Fail, before writing anything, when another file decides the limit instead of this drop-in (RV(overridden_by)):
-        a later-sorting drop-in that sets C(LimitMEMLOCK=), or one of the same O(name) in a higher-priority directory.
+      - Fail, before writing anything, when another file decides the limit instead of this drop-in (RV(overridden_by))
+        - a later-sorting drop-in that sets C(LimitMEMLOCK=), or one of the same O(name) in a higher-priority directory.
         The message names that file and the ways out (a later-sorting O(name), or removing or editing that file).
       - With V(false) the module warns and writes the drop-in anyway.
     type: bool
