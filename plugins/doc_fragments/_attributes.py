@@ -54,5 +54,13 @@ attributes:
       - vault_mlock.lxd.lxd
 """
 
-    # The same group under the name memlock_probe's documentation still uses.
-    ACTIONGROUP_MEMLOCK = ACTIONGROUP_LXD
+    # The same group under the name memlock_probe's documentation still uses; it goes once that says actiongroup_lxd.
+    ACTIONGROUP_MEMLOCK = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/vault_mlock.lxd.lxd) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - vault_mlock.lxd.lxd
+"""
