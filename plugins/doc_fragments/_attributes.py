@@ -42,12 +42,25 @@ attributes:
     platforms: posix
 """
 
+    # The modules that share the LXD connection options (doc fragment _lxd_connection), so that one
+    # module_defaults entry sets endpoint, project and certificates for all of them.
+    ACTIONGROUP_LXD = r"""
+options: {}
+attributes:
+  action_group:
+    description: Use C(group/vault_mlock.lxd.lxd) in C(module_defaults) to set defaults for this module.
+    support: full
+    membership:
+      - vault_mlock.lxd.lxd
+"""
+
+    # The same group under the name memlock_probe's documentation still uses; it goes once that says actiongroup_lxd.
     ACTIONGROUP_MEMLOCK = r"""
 options: {}
 attributes:
   action_group:
-    description: Use C(group/vault_mlock.lxd.memlock) in C(module_defaults) to set defaults for this module.
+    description: Use C(group/vault_mlock.lxd.lxd) in C(module_defaults) to set defaults for this module.
     support: full
     membership:
-      - vault_mlock.lxd.memlock
+      - vault_mlock.lxd.lxd
 """

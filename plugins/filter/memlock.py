@@ -22,13 +22,17 @@ def lxd_memlock(limit, option="limits.kernel.memlock"):
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def memlock_problems(settings):
-    """What is wrong with each ``{option, value}`` limit, as a list of sentences; empty when all are good.
+def memlock_problems(settings, option=None):
+    """What is wrong with each limit, as a list of sentences; empty when all are good.
 
-    A null or empty value means "unset" and is fine.
+    ``settings`` is a list of ``{option, value}`` mappings, or, with ``option``, a mapping of names to limits,
+    each named ``option[name]`` in the sentences. A null or empty value means "unset" and is fine.
     """
+    if option is not None and isinstance(settings, dict):
+        settings = [{"option": f"{option}[{name}]", "value": value} for name, value in settings.items()]
     if not isinstance(settings, (list, tuple)):
-        raise AnsibleFilterError("memlock_problems: expected a list of {option, value} mappings")
+        raise AnsibleFilterError("memlock_problems: expected a list of {option, value} mappings, or a mapping of "
+                                 "names to limits with the option's name")
     problems = []
     for setting in settings:
         if not isinstance(setting, dict) or "option" not in setting or "value" not in setting:

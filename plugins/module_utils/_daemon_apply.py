@@ -30,6 +30,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._daemon_decide imp
     decide,
     spell_limit,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import UNIT_SOCKETS, LxdError, Transport
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._proc import parse_cmdline, parse_stat, read_memlock_limit
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._service_limit import read_ceiling
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import (
@@ -123,6 +124,28 @@ class DaemonHost:
     def systemd_ceiling(self) -> Size:
         """The hard limit systemd (PID 1) cannot go past, or None when it may raise hard limits."""
         return read_ceiling(self.proc_root).hard_bytes
+
+    def wait_ready(self, unit_name: str, timeout: float) -> None:
+        """Ask the daemon of a unit the collection knows until it says it is ready (GET /internal/ready, what
+        `lxd waitready` and `incus admin waitready` ask): it answers only once it has loaded its instances."""
+        path = UNIT_SOCKETS.get(unit_name)
+        if path is None:
+            return
+        deadline = self.monotonic() + timeout
+        transport = Transport(path, min(timeout, 10.0))
+        try:
+            while True:
+                try:
+                    transport.call("GET", "/internal/ready")
+                    return
+                except LxdError as exc:
+                    last = exc
+                if self.monotonic() >= deadline:
+                    raise DaemonApplyError(f"{unit_name}'s new daemon did not say it is ready on {path} within "
+                                           f"{timeout:g} seconds ({last}); see 'journalctl -u {unit_name}'")
+                self.sleep(0.5)
+        finally:
+            transport.close()
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
@@ -263,7 +286,9 @@ def apply_limit(
             host.restart(unit.name)
         else:
             host.reload(unit.name)
+        started = host.monotonic()
         unit, pids = _wait_for_new_daemon(host, unit.name, unit.main_pid, pids, timeout)
+        host.wait_ready(unit.name, max(1.0, timeout - (host.monotonic() - started)))
         outcome.unit = unit
         if not decision.keeps_instances:
             warnings.append(f"{unit.name} was restarted with allow_stopping_instances=true: {decision.reason}")

@@ -271,6 +271,25 @@ def _read_bytes(fs_path: str) -> Optional[bytes]:
         return handle.read()
 
 
+def override_sentence(plan: DropinPlan) -> str:
+    """Which file decides the limit instead of the drop-in, and the ways out; '' when none does."""
+    if plan.masked_by:
+        return (f"{plan.masked_by} hides {plan.path}: systemd uses only the drop-in of that name in the "
+                "higher-priority directory; choose another name or remove that file")
+    if not plan.overridden_by:
+        return ""
+    value = format_limit(plan.effective.limit) if plan.effective.limit else "?"
+    return (f"{plan.overridden_by} sets {LIMIT_KEY}={value} and is read after {plan.path}, so it decides "
+            f"{plan.unit}'s limit; give the drop-in a name that sorts after {os.path.basename(plan.overridden_by)} "
+            "(option name; lxd_host_dropin_name in the role vault_mlock.lxd.lxd_host), or remove or edit that file")
+
+
+def overridden_failure(plan: DropinPlan) -> str:
+    """With fail_when_overridden: why nothing is written, or '' when the drop-in decides the limit."""
+    sentence = override_sentence(plan)
+    return f"nothing was written: {sentence}" if sentence and plan.state == "present" else ""
+
+
 def plan_warnings(plan: DropinPlan) -> List[str]:
     """Sentences for the operator about what keeps the drop-in from doing its job."""
     warnings = []
@@ -281,17 +300,8 @@ def plan_warnings(plan: DropinPlan) -> List[str]:
         )
     elif plan.unit_masked:
         warnings.append(f"{plan.unit} is masked ({plan.unit_file}); systemd will not start it")
-    if plan.masked_by:
-        warnings.append(
-            f"{plan.masked_by} hides {plan.path}: systemd uses only the drop-in of that name in the "
-            "higher-priority directory; choose another name or remove that file"
-        )
-    elif plan.overridden_by:
-        value = format_limit(plan.effective.limit) if plan.effective.limit else "?"
-        warnings.append(
-            f"{plan.overridden_by} sets {LIMIT_KEY}={value} and is read after {plan.path}, "
-            f"so it decides {plan.unit}'s limit; give the drop-in a later-sorting name or remove that setting"
-        )
+    if plan.overridden_by:
+        warnings.append(override_sentence(plan))
     if plan.content is not None and plan.content.ipc_lock and not plan.masked_by:
         for key, capabilities in ((BOUNDING_KEY, plan.bounding), (AMBIENT_KEY, plan.ambient)):
             if not capabilities.has(IPC_LOCK_BIT):

@@ -28,6 +28,12 @@ SOCKET_PATHS = (
     "/var/snap/lxd/common/lxd/unix.socket",
     "/var/lib/incus/unix.socket",
 )
+# The socket of the daemon each systemd unit runs (_systemd.LXD_DAEMON_UNITS).
+UNIT_SOCKETS = {
+    "lxd.service": "/var/lib/lxd/unix.socket",
+    "snap.lxd.daemon.service": "/var/snap/lxd/common/lxd/unix.socket",
+    "incus.service": "/var/lib/incus/unix.socket",
+}
 DEFAULT_HTTPS_PORT = 8443
 # Where the lxc client (deb, then snap) and the incus client keep their certificate, under the home directory.
 LXC_CONFIG_DIRS = (".config/lxc", "snap/lxd/common/config")

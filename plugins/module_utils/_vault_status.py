@@ -22,6 +22,8 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
+import socket
+import time
 from typing import Callable, List, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
@@ -34,6 +36,9 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._config_syntax imp
     json_value_bool,
     tokenize_hcl,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import connect
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import LxdError
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import config_files, read_configs
 
 # What `vault` and `bao` use when VAULT_ADDR / BAO_ADDR is unset, and a listener's default address.
 DEFAULT_ADDR = "https://127.0.0.1:8200"
@@ -355,3 +360,94 @@ def check_timeouts(timeout: float, unseal_timeout: float) -> None:
     if unseal_timeout is None or unseal_timeout < 0:
         raise StatusError(f"unseal_timeout: {unseal_timeout!r} must be a number of seconds, 0 or more "
                           "(0: do not wait for unsealing)")
+
+
+# --- the whole wait, as vault_status runs it ---------------------------------------------------
+
+ARGUMENT_SPEC = dict(
+    api_addr=dict(type="str", default=""),
+    config=dict(type="list", elements="path", default=[]),
+    validate_certs=dict(type="bool", default=True),
+    ca_cert=dict(type="path"),
+    timeout=dict(type="float", default=60),
+    unseal_timeout=dict(type="float", default=0),
+    fail_when_sealed=dict(type="bool", default=False),
+    node=dict(type="str"),
+    instance=dict(type="str"),
+    project=dict(type="str", default="default"),
+    endpoint=dict(type="str"),
+    client_cert=dict(type="path", aliases=["cert_file"]),
+    client_key=dict(type="path", aliases=["key_file"], no_log=False),
+)
+Runner = Callable[[Sequence[str]], Tuple[int, str, str]]
+
+
+def _address(params: dict) -> Tuple[str, str]:
+    """(address, where it came from): api_addr, else the configuration's first tcp listener, else the default."""
+    if params["api_addr"]:
+        return normalize_addr(params["api_addr"]), "api_addr"
+    if params["config"]:
+        if params["instance"]:
+            raise StatusError("config: the configuration is read only on the machine the module runs on; with "
+                              "instance, give api_addr")
+        files = config_files(params["config"], "/", "config")
+        found = addr_from_configs([(config.path, config.text) for config in read_configs(files, "/")])
+        if found:
+            return found[0], f"config {found[1]}"
+    return DEFAULT_ADDR, "default"
+
+
+def _asker(params: dict, url: str, run: Runner, python: str) -> Callable[[float], VaultState]:
+    """ask(seconds): one question, on this machine or, with ``instance``, inside that guest through LXD.
+
+    The LXD connection waits for each answer as long as the server may take to answer at all (``timeout``).
+    """
+    if not params["instance"]:
+        return lambda seconds: judge_answer(parse_answer(*run(program_argv(
+            python, url, params["validate_certs"], params["ca_cert"], seconds))))
+    try:
+        api, _endpoint = connect(endpoint=params["endpoint"], project=params["project"],
+                                 client_cert=params["client_cert"], client_key=params["client_key"],
+                                 timeout=params["timeout"])
+    except LxdError as exc:
+        raise StatusError(f"instance: cannot reach the LXD daemon to ask guest {params['instance']}: {exc}") from exc
+
+    def ask(seconds: float) -> VaultState:
+        argv = program_argv("python3", url, params["validate_certs"], params["ca_cert"], seconds)
+        try:
+            return judge_answer(parse_answer(*api.execute(params["instance"], argv)))
+        except LxdError as exc:
+            return judge_answer(Answer(error=f"LXD: {exc}"))
+    return ask
+
+
+def stays_sealed_sentence(where: str, said: str) -> str:
+    """Why a rolling restart stops at a server that stays sealed: the one sentence both roles show."""
+    return (f"{where} waits for unsealing: {said}. No further guest or node is restarted, so the cluster keeps its "
+            f"quorum: unseal {where.split(' ', 1)[-1]}, then run the play again to go on with the next one")
+
+
+def vault_status(params: dict, run: Runner, python: str, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, hostname: Callable[[], str] = socket.gethostname
+                 ) -> Tuple[dict, Optional[str]]:
+    """(the module's result, the failure message or None). Raises StatusError or ConfigError on bad input."""
+    check_timeouts(params["timeout"], params["unseal_timeout"])
+    if params["instance"] is not None and not params["instance"].strip():
+        raise StatusError("instance: the empty string names no guest; give an instance name or leave it out")
+    addr, source = _address(params)
+    ask = _asker(params, health_url(addr), run, python)
+    waited = wait_for(ask, params["timeout"], params["unseal_timeout"], clock, sleep)
+    state = waited.state
+    where = f"guest {params['instance']}" if params["instance"] else ""
+    result = dict(changed=False, api_addr=addr, addr_source=source, answering=state.answering, state=state.state,
+                  initialized=state.initialized, sealed=state.sealed, standby=state.standby,
+                  performance_standby=state.performance_standby, version=state.version,
+                  cluster_name=state.cluster_name, status=state.status, waited=round(waited.waited, 1),
+                  tries=waited.tries, unseal_timed_out=waited.unseal_timed_out,
+                  message=describe(where, addr, waited, params["timeout"], params["unseal_timeout"]))
+    if not state.answering:
+        return result, result.pop("message")
+    if params["fail_when_sealed"] and state.state == SEALED:
+        said = describe("", addr, waited, params["timeout"], params["unseal_timeout"])
+        return result, stays_sealed_sentence(where or f"node {params.get('node') or hostname()}", said)
+    return result, None

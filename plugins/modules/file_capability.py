@@ -94,7 +94,6 @@ options:
     default: fail
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
-  - vault_mlock.lxd._attributes.actiongroup_memlock
 attributes:
   check_mode:
     support: full

@@ -35,7 +35,6 @@ author:
   - vault_mlock.lxd maintainers (@vault-mlock)
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
-  - vault_mlock.lxd._attributes.actiongroup_memlock
 attributes:
   check_mode:
     support: full
@@ -86,7 +85,10 @@ options:
     type: bool
     default: false
   timeout:
-    description: Seconds to wait, after a restart or reload, for the unit to run a new daemon process.
+    description:
+      - Seconds to wait, after a restart or reload, for the unit to run a new daemon process and for that daemon to
+        say it is ready on its socket (what C(lxd waitready) and C(incus admin waitready) ask), that is, once it has
+        loaded its instances.
     type: int
     default: 120
 seealso:

@@ -31,7 +31,6 @@ author:
   - vault_mlock.lxd maintainers (@vault-mlock)
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
-  - vault_mlock.lxd._attributes.actiongroup_memlock
 attributes:
   check_mode:
     support: full
@@ -120,6 +119,14 @@ options:
       - Also write C(MemorySwapMax=0), so that none of the service's memory goes to swap. Meant for a Vault that
         does not lock its memory; needs the unified cgroup hierarchy (cgroup v2) to be enforced.
       - With V(true), O(limit) may be left out for a drop-in that holds only this setting.
+    type: bool
+    default: false
+  fail_when_overridden:
+    description:
+      - Fail, before writing anything, when another file decides the limit instead of this drop-in (RV(overridden_by))
+        - a later-sorting drop-in that sets C(LimitMEMLOCK=), or one of the same O(name) in a higher-priority directory.
+        The message names that file and the ways out (a later-sorting O(name), or removing or editing that file).
+      - With V(false) the module warns and writes the drop-in anyway.
     type: bool
     default: false
 seealso:
@@ -343,6 +350,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._dropins import (
     DEFAULT_DROPIN_NAME,
     DropinContent,
     apply_dropin,
+    overridden_failure,
     plan_dropin,
     validate_dropin_name,
 )
@@ -413,6 +421,7 @@ def main():
             daemon_reload=dict(type="bool", default=True),
             ipc_lock=dict(type="bool", default=False),
             no_swap=dict(type="bool", default=False),
+            fail_when_overridden=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -430,6 +439,8 @@ def main():
     except OSError as exc:
         module.fail_json(msg=f"Reading the unit files failed: {exc}", exception=traceback.format_exc())
 
+    if params["fail_when_overridden"] and overridden_failure(plan):
+        module.fail_json(msg=overridden_failure(plan), path=plan.path, overridden_by=plan.overridden_by)
     systemctl = module.get_bin_path("systemctl")
     reloaded = _write(module, plan, root, systemctl) if plan.changed and not module.check_mode else False
     state = read_service_state(unit, systemctl, module.run_command, root)

@@ -44,7 +44,6 @@ extends_documentation_fragment:
   - vault_mlock.lxd._vault_options
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
-  - vault_mlock.lxd._attributes.actiongroup_memlock
 """
 
 EXAMPLES = r"""

@@ -30,7 +30,6 @@ author:
   - vault_mlock.lxd maintainers (@vault-mlock)
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
-  - vault_mlock.lxd._attributes.actiongroup_memlock
 attributes:
   check_mode:
     support: full

@@ -16,9 +16,11 @@ description:
     (C(standbyok), C(perfstandbyok), C(sealedcode), C(uninitcode), C(drsecondarycode)); the body is read whatever
     the status code is, so the codes Vault gives otherwise (429 standby, 501 not initialised, 503 sealed) mean
     the same.
-  - A sealed server is a state to report, not a failure. With O(unseal_timeout) the module goes on asking while
-    the server is sealed, so that someone (or its auto-unseal) can unseal it, and returns RV(sealed=true) when it
-    stays sealed. It fails only when the server does not answer within O(timeout).
+  - A sealed server is a state to report, not a failure, unless O(fail_when_sealed=true). With O(unseal_timeout) the
+    module goes on asking while the server is sealed, so that someone (or its auto-unseal) can unseal it, and returns
+    RV(sealed=true) when it stays sealed. It fails when the server does not answer within O(timeout).
+  - One call is the whole wait of a rolling restart, after a node restarted - until it serves, then until it is
+    unsealed, then O(fail_when_sealed) stops the play at a node that stays sealed, with the sentence that says so.
   - The address is O(api_addr); else the first C(tcp) listener of the configuration O(config) (C(http://) when it
     says C(tls_disable), a listener on every address asked on the loopback address); else
     C(https://127.0.0.1:8200), the default of the C(vault) and C(bao) command line tools.
@@ -30,7 +32,6 @@ author:
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
-  - vault_mlock.lxd._attributes.actiongroup_memlock
 options:
   api_addr:
     description:
@@ -72,9 +73,22 @@ options:
     description:
       - Once it answers initialised but sealed, seconds to go on asking until it is unsealed. V(0) returns the first
         answer.
-      - A server that stays sealed is returned with RV(sealed=true); the module does not fail for that.
+      - A server that stays sealed is returned with RV(sealed=true); the module fails for that only with
+        O(fail_when_sealed=true).
     type: float
     default: 0
+  fail_when_sealed:
+    description:
+      - Fail when the server answers initialised and sealed (after O(unseal_timeout)), saying that it waits for
+        unsealing and that no further guest or node is restarted, so that a rolling restart stops there and an
+        integrated-storage cluster keeps its quorum.
+    type: bool
+    default: false
+  node:
+    description:
+      - How the failure of O(fail_when_sealed) names this server, such as the inventory name; the default is the
+        machine's host name. With O(instance) the guest is named instead.
+    type: str
   instance:
     description:
       - Ask from inside this LXD (or Incus) guest, through the local daemon's unix socket (the first found of
@@ -86,6 +100,20 @@ options:
     description: The LXD project of O(instance).
     type: str
     default: default
+  endpoint:
+    description:
+      - With O(instance), the LXD (or Incus) daemon to ask through, as for M(vault_mlock.lxd.memlock_probe)'s
+        O(vault_mlock.lxd.memlock_probe#module:endpoint); when not set, the first local socket that answers.
+      - Each answer of the LXD API may take O(timeout) seconds.
+    type: str
+  client_cert:
+    description: With an C(https://) O(endpoint), the client certificate (PEM) the daemon trusts.
+    type: path
+    aliases: [cert_file]
+  client_key:
+    description: The private key (PEM) of O(client_cert).
+    type: path
+    aliases: [key_file]
 notes:
   - Unsealing needs the unseal keys (C(vault operator unseal), C(bao operator unseal)) or an auto-unseal; this
     module never unseals.
@@ -106,16 +134,12 @@ EXAMPLES = r"""
     timeout: 60
   register: vault
 
-- name: Stop a rolling restart at a sealed node
-  ansible.builtin.assert:
-    that: not vault.sealed
-    fail_msg: "{{ vault.message }}"
-
-- name: Wait up to five minutes for an operator (or auto-unseal) to unseal it, on a self-signed loopback listener
+- name: Wait up to five minutes for an operator (or auto-unseal) to unseal it, then stop the play if it stays sealed
   vault_mlock.lxd.vault_status:
     api_addr: https://127.0.0.1:8200
     ca_cert: /opt/vault/tls/tls.crt
     unseal_timeout: 300
+    fail_when_sealed: true
 
 - name: From the LXD host, ask the OpenBao of guest vault-1
   vault_mlock.lxd.vault_status:
@@ -188,8 +212,8 @@ unseal_timed_out:
   returned: always
   type: bool
 message:
-  description: One sentence saying what the server answered, or why it did not; with O(instance) it starts with
-    C(guest NAME:).
+  description: One sentence saying what the server answered; with O(instance) it starts with C(guest NAME:). A
+    failure says it in C(msg) instead.
   returned: always
   type: str
   sample: >-
@@ -198,101 +222,25 @@ message:
 """
 
 import sys
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._config_syntax import ConfigError
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import connect
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import LxdError
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import config_files, read_configs
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_status import (
-    DEFAULT_ADDR,
-    Answer,
+    ARGUMENT_SPEC,
     StatusError,
-    VaultState,
-    addr_from_configs,
-    check_timeouts,
-    describe,
-    health_url,
-    judge_answer,
-    normalize_addr,
-    parse_answer,
-    program_argv,
-    wait_for,
+    vault_status,
 )
 
 
-def _address(params) -> tuple:
-    if params["api_addr"]:
-        return normalize_addr(params["api_addr"]), "api_addr"
-    if params["config"]:
-        if params["instance"]:
-            raise StatusError("config: the configuration is read only on the machine the module runs on; with "
-                              "instance, give api_addr")
-        files = config_files(params["config"], "/", "config")
-        found = addr_from_configs([(config.path, config.text) for config in read_configs(files, "/")])
-        if found:
-            return found[0], f"config {found[1]}"
-    return DEFAULT_ADDR, "default"
-
-
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            api_addr=dict(type="str", default=""),
-            config=dict(type="list", elements="path", default=[]),
-            validate_certs=dict(type="bool", default=True),
-            ca_cert=dict(type="path"),
-            timeout=dict(type="float", default=60),
-            unseal_timeout=dict(type="float", default=0),
-            instance=dict(type="str"),
-            project=dict(type="str", default="default"),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     try:
-        check_timeouts(params["timeout"], params["unseal_timeout"])
-        if params["instance"] is not None and not params["instance"].strip():
-            raise StatusError("instance: the empty string names no guest; give an instance name or leave it out")
-        addr, source = _address(params)
+        result, failure = vault_status(module.params, module.run_command, sys.executable)
     except (StatusError, ConfigError) as exc:
         module.fail_json(msg=str(exc))
-    url = health_url(addr)
-
-    if params["instance"]:
-        where = f"guest {params['instance']}"
-        try:
-            api, _endpoint = connect(project=params["project"], timeout=15)
-        except LxdError as exc:
-            module.fail_json(msg=f"instance: cannot reach the LXD daemon to ask guest {params['instance']}: {exc}")
-
-        def ask(seconds: float) -> VaultState:
-            argv = program_argv("python3", url, params["validate_certs"], params["ca_cert"], seconds)
-            try:
-                returned, out, err = api.execute(params["instance"], argv)
-            except LxdError as exc:
-                return judge_answer(Answer(error=f"LXD: {exc}"))
-            return judge_answer(parse_answer(returned, out, err))
-    else:
-        where = ""
-
-        def ask(seconds: float) -> VaultState:
-            argv = program_argv(sys.executable, url, params["validate_certs"], params["ca_cert"], seconds)
-            returned, out, err = module.run_command(argv)
-            return judge_answer(parse_answer(returned, out, err))
-
-    waited = wait_for(ask, params["timeout"], params["unseal_timeout"], time.monotonic, time.sleep)
-    state = waited.state
-    result = dict(changed=False, api_addr=addr, addr_source=source, answering=state.answering, state=state.state,
-                  initialized=state.initialized, sealed=state.sealed, standby=state.standby,
-                  performance_standby=state.performance_standby, version=state.version,
-                  cluster_name=state.cluster_name, status=state.status, waited=round(waited.waited, 1),
-                  tries=waited.tries, unseal_timed_out=waited.unseal_timed_out,
-                  message=describe(where, addr, waited, params["timeout"], params["unseal_timeout"]))
-    if not state.answering:
-        module.fail_json(msg=result.pop("message"), **result)
+    if failure:
+        module.fail_json(msg=failure, **result)
     module.exit_json(**result)
 
 

@@ -172,6 +172,9 @@ class FakeHost:
             self.pending_start = self.clock + self.restart_delay
         # Any other ExecReload only signals the daemon: no new process, no new limit.
 
+    def wait_ready(self, unit, timeout):
+        self.calls.append(("wait-ready", unit))
+
     def processes(self):
         found = [ProcessInfo(1, 0, "systemd", ("/sbin/init",))]
         if self.main_pid:
@@ -218,7 +221,7 @@ class FakeHost:
 
     # -- what the tests look at ---------------------------------------------------------------
     def acts(self):
-        """The side effects that change something: prlimit, daemon-reload, restart, reload."""
+        """The side effects that change something (prlimit, daemon-reload, restart, reload) and the wait for the daemon."""
         return [call for call in self.calls if call[0] != "show"]
 
     def instance_pids(self):

@@ -11,7 +11,10 @@ two-member cluster):
   status, GET /1.0/operations/ID answers at once and GET /1.0/operations/ID/wait?timeout=N when the
   command ends or after N seconds;
 - an operation is forgotten (404) ``retention`` seconds after it ended: 5 s in LXD;
-- routes go by the URL's path alone, as LXD's router does: whatever follows a '?' is the query.
+- routes go by the URL's path alone, as LXD's router does: whatever follows a '?' is the query;
+- GET /1.0/instances/NAME and /1.0/profiles/NAME show the object's own config, PATCH merges the keys given
+  into it and removes those given as '' (as LXD 5.0.2 does), PUT /1.0/instances/NAME/state restarts an instance
+  as an operation, and GET /internal/ready answers 200 once the daemon is ready (``ready``).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ class Guest:
     member: str = "c1"
     status: str = "Running"
     config: Dict[str, str] = field(default_factory=dict)
+    restarts: int = 0
 
 
 @dataclass
@@ -64,6 +68,9 @@ class FakeLxd:
     def __init__(self, guests: Dict[str, Guest], server_name: str = "c1", clustered: bool = True,
                  server_pid: int = 999999999, retention: float = 5.0) -> None:
         self.guests = guests
+        self.profiles: Dict[str, Dict[str, str]] = {"default": {}}
+        self.server = "lxd"  # what environment.server says: lxd or incus
+        self.ready = True
         self.server_name = server_name
         self.clustered = clustered
         self.server_pid = server_pid
@@ -118,6 +125,22 @@ class FakeLxd:
             self._end(operation, FAILURE, err=guest.start_error)
         elif not guest.hangs:
             timer = threading.Timer(guest.seconds, self._run, (operation, guest))
+            timer.daemon = True
+            timer.start()
+        return operation
+
+    def start_restart(self, name: str, project: str) -> Operation:
+        """A restart ends after the guest's ``seconds``; a guest that ``hangs`` never comes back."""
+        guest = self.guests[name]
+        operation = Operation(str(uuid.uuid4()), name, project)
+        with self.lock:
+            self.operations[operation.id] = operation
+
+        def restart():
+            guest.restarts += 1
+            self._end(operation, SUCCESS, metadata={})
+        if not guest.hangs:
+            timer = threading.Timer(guest.seconds, restart)
             timer.daemon = True
             timer.start()
         return operation
@@ -211,9 +234,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if url.path == "/1.0" and method == "GET":
             return self._sync({"auth": "trusted" if self._trusted() else "untrusted", "api_extensions": [],
                                "environment": {"server_pid": fake.server_pid, "server_name": fake.server_name,
-                                               "server_clustered": fake.clustered, "server_version": "5.0.2"}})
+                                               "server_clustered": fake.clustered, "server_version": "5.0.2",
+                                               "server": fake.server}})
         if not self._trusted():
             return self._error(403, "not authorized")
+        if url.path == "/internal/ready" and method == "GET":
+            return self._sync({}) if fake.ready else self._error(503, "LXD daemon not ready yet")
+        if parts[1:2] in (["instances"], ["profiles"]) and len(parts) == 3 and method in ("GET", "PATCH"):
+            return self._config_object(fake, parts[1], parts[2], method, body)
+        if parts[1:2] == ["instances"] and parts[3:] == ["state"] and method in ("GET", "PUT"):
+            guest = fake.guests.get(parts[2])
+            if guest is None:
+                return self._error(404, "Instance not found")
+            if method == "GET":
+                return self._sync({"status": guest.status, "status_code": 103 if guest.status == "Running" else 102})
+            assert body["action"] == "restart" and isinstance(body["timeout"], int)
+            operation = fake.start_restart(parts[2], query.get("project", "default"))
+            return self._reply(202, {"type": "async", "status": "Operation created", "status_code": 100,
+                                     "operation": f"/1.0/operations/{operation.id}", "metadata": fake.render(operation)})
         if url.path == "/1.0/instances" and method == "GET":
             return self._sync([{"name": name, "status": guest.status, "type": "container", "project": "default",
                                 "location": guest.member, "expanded_config": guest.config}
@@ -257,8 +295,31 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return self._reply(200, raw=fake.logs[url.path])
         return self._error(404, "not found")
 
+    def _config_object(self, fake: "FakeLxd", collection: str, name: str, method: str, body) -> None:
+        if collection == "instances":
+            guest = fake.guests.get(name)
+            config = None if guest is None else guest.config
+        else:
+            config = fake.profiles.get(name)
+        if config is None:
+            return self._error(404, "Instance not found" if collection == "instances" else "Profile not found")
+        if method == "PATCH":
+            for key, value in (body.get("config") or {}).items():
+                if value == "":
+                    config.pop(key, None)
+                else:
+                    config[key] = value
+            return self._sync({})
+        return self._sync({"name": name, "config": dict(config)})
+
     def do_GET(self):
         self._route("GET")
+
+    def do_PATCH(self):
+        self._route("PATCH")
+
+    def do_PUT(self):
+        self._route("PUT")
 
     def do_POST(self):
         self._route("POST")

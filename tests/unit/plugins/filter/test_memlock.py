@@ -85,6 +85,12 @@ def test_memlock_problems_names_each_bad_limit():
     assert all("K, M, G" in problem for problem in problems)
 
 
+def test_memlock_problems_names_each_bad_limit_of_a_mapping_by_the_variable():
+    problems = memlock_problems({"vault": "lots", "ok": "8M", "unset": None}, "lxd_host_instance_memlock")
+    assert len(problems) == 1 and problems[0].startswith("lxd_host_instance_memlock[vault]: 'lots' is not a size")
+    assert memlock_problems({}, "lxd_host_profile_memlock") == []
+
+
 def test_memlock_problems_none_when_all_good():
     assert memlock_problems([{"option": "a", "value": "infinity"}, {"option": "b", "value": 65536}]) == []
     assert memlock_problems([]) == []

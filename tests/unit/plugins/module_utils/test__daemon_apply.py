@@ -53,7 +53,7 @@ def test_deb_hard_raise_without_capability_restarts_and_keeps_instances():
     before, old_pid = host.instance_pids(), host.daemon_pid
     outcome = apply_limit(host, "lxd.service", L("8M"))
     assert outcome.decision.action == RESTARTED and outcome.decision.keeps_instances
-    assert [call[0] for call in host.acts()] == ["restart"]
+    assert [call[0] for call in host.acts()] == ["restart", "wait-ready"]
     assert outcome.daemon_pid != old_pid and outcome.limit_after == L("8M")
     assert host.instance_pids() == before
 
@@ -70,7 +70,7 @@ def test_eperm_despite_capability_falls_back_to_restart():
     outcome = apply_limit(host, "lxd.service", L("8M"))
     assert outcome.hard_raise_refused and outcome.decision.action == RESTARTED
     assert "refused by the kernel (EPERM)" in outcome.decision.reason
-    assert [call[0] for call in host.acts()] == ["prlimit", "restart"]
+    assert [call[0] for call in host.acts()] == ["prlimit", "restart", "wait-ready"]
 
 
 def test_eperm_on_a_change_that_needs_no_capability_fails():
@@ -91,7 +91,7 @@ def test_snap_hard_raise_without_capability_reloads_never_restarts():
     outcome = apply_limit(host, "snap.lxd.daemon.service", L("8M"))
     assert outcome.decision.action == RELOADED
     assert ("restart", "snap.lxd.daemon.service") not in host.calls
-    assert [call[0] for call in host.acts()] == ["daemon-reload", "reload"]
+    assert [call[0] for call in host.acts()] == ["daemon-reload", "reload", "wait-ready"]
     assert host.instance_pids() == before
     assert outcome.daemon_pid == host.daemon_pid != old_daemon and host.main_pid != old_main
     assert outcome.limit_after == L("8M") and outcome.daemon_reloaded

@@ -286,6 +286,22 @@ def test_override_is_reported_and_warned(run_module, host):
     assert read(host, later) == "[Service]\nLimitMEMLOCK=64K\n"
 
 
+def test_a_later_drop_in_stops_it_before_writing_naming_the_file_and_the_ways_out(run_module, host):
+    later = "/etc/systemd/system/lxd.service.d/50-site.conf"
+    put(host, later, "[Service]\nLimitMEMLOCK=512K\n")
+    before = tree_snapshot(host)
+    result = run_module(memlock_dropin, dict(limit="8M", fail_when_overridden=True))
+    assert result["failed"] is True and result["overridden_by"] == later
+    assert result["msg"].startswith(f"nothing was written: {later} sets LimitMEMLOCK=512K and is read after {OURS}")
+    assert ("a name that sorts after 50-site.conf (option name; lxd_host_dropin_name in the role "
+            "vault_mlock.lxd.lxd_host), or remove or edit that file") in result["msg"]
+    assert tree_snapshot(host) == before
+    passed = run_module(memlock_dropin, dict(limit="8M", name="60-memlock.conf", fail_when_overridden=True))
+    assert passed["changed"] is True and passed["overridden_by"] is None
+    undone = run_module(memlock_dropin, dict(limit="8M", state="absent", fail_when_overridden=True))
+    assert undone.get("failed") is not True  # removing our drop-in is never stopped
+
+
 def test_absent_removes_only_the_file(run_module, host):
     put(host, OURS, GOLDEN_256M)
     put(host, "/etc/systemd/system/lxd.service.d/10-other.conf", "[Service]\nLimitNOFILE=1024\n")

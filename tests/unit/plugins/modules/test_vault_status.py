@@ -8,6 +8,7 @@ through a fake LXD daemon for a guest's answer."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -112,6 +113,35 @@ def test_a_guests_answer_comes_through_the_lxd_api(run_module, lxd):
     assert result.get("failed") is not True, result
     assert result["state"] == "sealed" and result["message"].startswith("guest sealed: the Vault API")
     assert any(method == "POST" and path == "/1.0/instances/sealed/exec" for method, path, _query in lxd.requests)
+
+
+def test_fail_when_sealed_stops_at_a_guest_that_stays_sealed_with_the_sentence(run_module, lxd, tmp_path):
+    start = time.monotonic()
+    result = run_module(vault_status, {"instance": "sealed", "api_addr": "http://127.0.0.1:8200", "unseal_timeout": 1,
+                                       "fail_when_sealed": True, "endpoint": str(tmp_path / "unix.socket")})
+    assert result["failed"] is True and result["state"] == "sealed" and result["unseal_timed_out"] is True
+    assert result["msg"].startswith("guest sealed waits for unsealing: the Vault API at http://127.0.0.1:8200 answers: "
+                                    "sealed 2.7.2, and it stayed sealed for 1s")
+    assert ("No further guest or node is restarted, so the cluster keeps its quorum: unseal sealed, then run the play "
+            "again to go on with the next one") in result["msg"]
+    assert time.monotonic() - start < 8
+
+
+def test_fail_when_sealed_names_the_node_where_it_runs_and_passes_an_unsealed_one(run_module):
+    with HealthServer([(200, SEALED)] * 2) as server:
+        sealed = run_module(vault_status, {"api_addr": server.addr, "fail_when_sealed": True})
+        named = run_module(vault_status, {"api_addr": server.addr, "fail_when_sealed": True, "node": "vault-2"})
+    with HealthServer([(200, SEALED), (200, ACTIVE)]) as server:
+        unsealed = run_module(vault_status, {"api_addr": server.addr, "fail_when_sealed": True, "unseal_timeout": 10})
+    assert sealed["failed"] is True and sealed["msg"].startswith(f"node {socket.gethostname()} waits for unsealing")
+    assert named["msg"].startswith("node vault-2 waits for unsealing") and "unseal vault-2, then" in named["msg"]
+    assert unsealed.get("failed") is not True and unsealed["state"] == "active"
+
+
+def test_the_lxd_connection_waits_as_long_as_timeout(run_module, lxd, tmp_path):
+    lxd.guests["sealed"].seconds = 2  # the daemon answers the command after 2 s, beyond LXD's usual
+    result = run_module(vault_status, {"instance": "sealed", "api_addr": "http://127.0.0.1:8200", "timeout": 1})
+    assert result["failed"] is True and "still running after 1s" in result["msg"]
 
 
 @pytest.mark.parametrize("guest, words", [("liar", "printed no JSON"), ("nopython", "python3 was not found")])
