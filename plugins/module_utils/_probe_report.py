@@ -206,16 +206,27 @@ def judge_machine(subject: str, kind: str, facts: MachineFacts, units: Optional[
     return units, verdict
 
 
+@dataclass(frozen=True)
+class Starter:
+    """Who gives a container its limit at start: the instance's own setting, else the process that starts it."""
+
+    setting: str = KERNEL_MEMLOCK  # lxc.prlimit.memlock for liblxc
+    process: str = THE_DAEMON  # the unit that runs lxc-start, for liblxc
+
+
+LXD_STARTER = Starter()
+
+
 def lxd_now(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
-            member_daemons: Optional[MemberDaemons] = None) -> Optional[LxdLimit]:
+            member_daemons: Optional[MemberDaemons] = None, starter: Starter = LXD_STARTER) -> Optional[LxdLimit]:
     """What LXD would give the guest if it started now: limits.kernel.memlock, else the daemon's limit."""
     if record.type != CONTAINER:
         return None
     kernel = parse_kernel_memlock(record.limits_kernel_memlock)
     if kernel is not None:
-        return LxdLimit(MemlockReport.of(kernel), KERNEL_MEMLOCK)
+        return LxdLimit(MemlockReport.of(kernel), starter.setting)
     daemon_limit = daemon_memlock(record, daemon, gathered, member_daemons)
-    return LxdLimit(MemlockReport.of(daemon_limit), THE_DAEMON) if daemon_limit is not None else None
+    return LxdLimit(MemlockReport.of(daemon_limit), starter.process) if daemon_limit is not None else None
 
 
 def daemon_memlock(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
@@ -277,7 +288,8 @@ def _after_start(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered
 
 def build_report(name: str, project: str, record: Optional[InstanceRecord], gathered: Optional[Gathered],
                  daemon: DaemonFacts, process_names: Sequence[str], unit_names: Sequence[str],
-                 required: Optional[Required], member_daemons: Optional[MemberDaemons] = None) -> InstanceReport:
+                 required: Optional[Required], member_daemons: Optional[MemberDaemons] = None,
+                 starter: Starter = LXD_STARTER) -> InstanceReport:
     """One guest's report from its facts; ``member_daemons`` as daemon_memlock() takes it."""
     if record is None:
         return InstanceReport(
@@ -288,7 +300,7 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
             message=f"guest {name}: no such instance in project {project!r}")
     gathered = gathered or Gathered()
     facts = gathered.facts
-    now = lxd_now(record, daemon, gathered, member_daemons)
+    now = lxd_now(record, daemon, gathered, member_daemons, starter)
     at_start = gathered.at_start
     restart, reason = restart_decision(record, daemon, at_start, now, facts.pid1 if facts else None,
                                        facts.in_user_namespace if facts else None)
@@ -297,7 +309,8 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
     lxd = dict(status=record.status, error=gathered.error, after_start=after,
                after_start_source=now.source if now else "",
                limits_kernel_memlock=parse_kernel_memlock(record.limits_kernel_memlock),
-               daemon_memlock=daemon_memlock(record, daemon, gathered, member_daemons))
+               daemon_memlock=daemon_memlock(record, daemon, gathered, member_daemons),
+               starter="" if starter == LXD_STARTER else starter.process)
     units = gathered.units
     if facts is not None and gathered.error is None:
         units, verdict = judge_machine(f"guest {name}", record.type, facts, units, process_names, unit_names,

@@ -49,3 +49,9 @@ def open_engine(params: dict):
     from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._liblxc import open_liblxc
 
     return open_liblxc(engine, params)
+
+# The options every module that reaches an engine takes (doc fragment _engine).
+ENGINE_ARGUMENT_SPEC = dict(
+    engine=dict(type="str", choices=list(ENGINES), default=AUTO),
+    lxcpath=dict(type="list", elements="path", default=[]),
+)

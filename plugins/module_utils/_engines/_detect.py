@@ -17,7 +17,7 @@ import os
 import shutil
 from typing import Callable, Optional, Sequence
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import INCUS, LXC, LXD, PVE
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import AUTO, INCUS, LXC, LXD, PVE
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._lxc_config import (
     LXC_CONF,
     list_containers,
@@ -46,3 +46,9 @@ def detect_engine(proc_root: str = "/proc", etc_pve: str = "/etc/pve", endpoint:
             and not any(os.path.exists(under(path)) for path in LXD_SOCKETS):
         return INCUS
     return LXD
+
+
+def resolve_engine(params: dict) -> str:
+    """The engine a module's ``engine`` option names, ``auto`` resolved for this host."""
+    engine = params.get("engine") or AUTO
+    return detect_engine(endpoint=params.get("endpoint")) if engine == AUTO else engine
