@@ -178,9 +178,14 @@ class LiblxcEngine:
         new = edited_lines(lines, setting_name, value, LXC_SYNTAX, setting, end_of_content(lines, len(lines)))
         write_atomic(container.config, "\n".join(new), mode=os.stat(container.config).st_mode & 0o7777)
 
-    def render(self, key: str, limit_text: str) -> str:
+    def render(self, key: str, limit_text, option: str = "") -> str:
+        """A systemd-style limit as liblxc stores it; SizeError (naming ``option``) for one systemd would refuse."""
         self._check(INSTANCE, key)
-        return render_liblxc(limit_text)
+        return render_liblxc(str(limit_text), option or "limit")
+
+    def setting(self, key: str) -> str:
+        """The engine's own name of a neutral key."""
+        return self._check(INSTANCE, key)
 
     # --- running containers ------------------------------------------------------------------
 

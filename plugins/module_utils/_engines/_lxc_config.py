@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Sequence, Tuple
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import EngineError
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, SizeError, format_lxd, parse_limit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, format_lxd, parse_limit
 
 DEFAULT_LXCPATH = "/var/lib/lxc"
 LXC_CONF = "/etc/lxc/lxc.conf"
@@ -47,11 +47,11 @@ def liblxc_limit(value: str) -> MemlockLimit:
 
 
 def render_liblxc(limit_text: str, option: str = "limit") -> str:
-    """A systemd-style limit ('infinity', '8M', '1048576', 'SOFT:HARD') as liblxc stores it: bytes or 'unlimited'."""
-    try:
-        return format_lxd(parse_limit(limit_text, option))
-    except SizeError as exc:
-        raise EngineError(str(exc)) from None
+    """A systemd-style limit ('infinity', '8M', '1048576', 'SOFT:HARD') as liblxc stores it: bytes or 'unlimited'.
+
+    Raises SizeError, naming ``option``, for a text systemd would refuse.
+    """
+    return format_lxd(parse_limit(limit_text, option))
 
 
 # --- lines of a configuration file --------------------------------------------------------------

@@ -14,7 +14,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._lxc_conf
     lxcpaths,
     render_liblxc,
 )
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._sizes import MemlockLimit, SizeError
 
 CONFIG = """# Template used to create this container: /usr/share/lxc/templates/lxc-download
 lxc.include = /usr/share/lxc/config/common.conf
@@ -60,8 +60,8 @@ def test_render_gives_the_form_liblxc_stores(text, stored):
 
 
 def test_render_refuses_what_systemd_would_refuse():
-    with pytest.raises(EngineError, match="limit: '4 MB' is not a size"):
-        render_liblxc("4 MB")
+    with pytest.raises(SizeError, match=r"instance_memlock\[vault\]: '4 MB' is not a size"):
+        render_liblxc("4 MB", "instance_memlock[vault]")
 
 
 def test_write_appends_then_changes_in_place_then_removes(lxcpath):
