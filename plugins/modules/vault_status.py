@@ -31,6 +31,7 @@ extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
   - vault_mlock.lxd._attributes.actiongroup_memlock
+  - vault_mlock.lxd._engine
 options:
   api_addr:
     description:
@@ -81,6 +82,8 @@ options:
         C($LXD_DIR/unix.socket), C(/var/lib/lxd/unix.socket), C(/var/snap/lxd/common/lxd/unix.socket),
         C(/var/lib/incus/unix.socket)). The guest needs C(python3), as for any Ansible module.
       - On an LXD cluster, LXD runs the command on the member where the guest runs.
+      - On a plain LXC or Proxmox VE host (O(engine)), the command runs in the container through C(lxc-attach)
+        or C(pct exec); O(instance) is the container's name (its VMID on Proxmox VE).
     type: str
   project:
     description: The LXD project of O(instance).
@@ -202,6 +205,14 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import (
+    ENGINE_ARGUMENT_SPEC,
+    LIBLXC_ENGINES,
+    EngineError,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._detect import resolve_engine
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._liblxc import open_liblxc
+
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._config_syntax import ConfigError
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import connect
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import LxdError
@@ -248,6 +259,7 @@ def main():
             unseal_timeout=dict(type="float", default=0),
             instance=dict(type="str"),
             project=dict(type="str", default="default"),
+            **ENGINE_ARGUMENT_SPEC,
         ),
         supports_check_mode=True,
     )
@@ -261,7 +273,18 @@ def main():
         module.fail_json(msg=str(exc))
     url = health_url(addr)
 
-    if params["instance"]:
+    if params["instance"] and resolve_engine(params) in LIBLXC_ENGINES:
+        where = f"container {params['instance']}"
+        try:
+            engine = open_liblxc(resolve_engine(params), params)
+            engine.container(params["instance"])
+        except EngineError as exc:
+            module.fail_json(msg=f"instance: {exc}")
+
+        def ask(seconds: float) -> VaultState:
+            argv = program_argv("python3", url, params["validate_certs"], params["ca_cert"], seconds)
+            return judge_answer(parse_answer(*engine.execute(params["instance"], argv, seconds + 15)))
+    elif params["instance"]:
         where = f"guest {params['instance']}"
         try:
             api, _endpoint = connect(project=params["project"], timeout=15)

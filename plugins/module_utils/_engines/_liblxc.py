@@ -206,6 +206,10 @@ class LiblxcEngine:
             return ["pct", "exec", container.name, "--", *argv]
         return ["lxc-attach", "-n", container.name, "-P", container.lxcpath, "--", *argv]
 
+    def execute(self, name: str, argv: Sequence[str], timeout: float) -> Tuple[int, str, str]:
+        """(rc, stdout, stderr) of ``argv`` run inside the container; rc 124 when it outlives ``timeout``."""
+        return self.run(self.exec_argv(self.container(name), argv), timeout)
+
     def start_unit(self, container: Container, monitor_cgroup: str = "") -> Optional[str]:
         """The systemd service that started (or would start) the container: from its monitor's cgroup when it runs."""
         for part in reversed(monitor_cgroup.strip().split("/")):
