@@ -92,6 +92,12 @@ STATUS = {LXC_RUNNING: RUNNING, LXC_FROZEN: FROZEN, "STOPPED": "Stopped"}
 STARTED_CONFIG = "/var/lib/lxc/{name}/config"  # what pct start wrote from /etc/pve/lxc/VMID.conf
 
 
+def liblxc_starter(unit: Optional[str]) -> Starter:
+    """How a liblxc container's limit at start is named: its lxc.prlimit.memlock, else its unit's lxc-start."""
+    return Starter(setting=PRLIMIT_MEMLOCK, process=unit or "lxc-start", giver="lxc-start",
+                   unknown_start="its configuration changed since it started")
+
+
 def execute_many(jobs: Sequence[Tuple[str, List[str]]], timeout: float) -> List[object]:
     """Run every command at once; (rc, stdout, stderr) each, or the exception of one that failed or hung."""
     started = []
@@ -244,7 +250,7 @@ class LiblxcProbe(MemlockProbe):
                 except (OSError, ValueError, IndexError) as exc:
                     gathered[name] = Gathered(error=f"its monitor cannot be read ({exc}); it may have stopped")
             unit = self.engine.start_unit(container, cgroup)
-            starters[name] = Starter(setting=PRLIMIT_MEMLOCK, process=unit or "lxc-start")
+            starters[name] = liblxc_starter(unit)
             can_raise = None
             if monitor is not None:
                 try:
@@ -284,7 +290,7 @@ class LiblxcProbe(MemlockProbe):
                                 record=records.get(name), gathered=gathered.get(name),
                                 daemon=daemons.get(name) or _NO_DAEMON, process_names=self.process_names,
                                 unit_names=self.units, required=self.required,
-                                starter=starters.get(name) or Starter(PRLIMIT_MEMLOCK, "lxc-start"))
+                                starter=starters.get(name) or liblxc_starter(None))
                    for name in wanted]
         host = DaemonFacts(pid=None, server_name=socket.gethostname(), clustered=False, local=True, memlock=None,
                            physical_memory=memory)

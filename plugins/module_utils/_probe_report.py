@@ -212,6 +212,8 @@ class Starter:
 
     setting: str = KERNEL_MEMLOCK  # lxc.prlimit.memlock for liblxc
     process: str = THE_DAEMON  # the unit that runs lxc-start, for liblxc
+    giver: str = "LXD"  # who gave the limit at start, in sentences
+    unknown_start: str = "only on its LXD host"  # why what it gave at start cannot be read
 
 
 LXD_STARTER = Starter()
@@ -251,7 +253,7 @@ def _spell(limit: LxdLimit) -> str:
 
 def restart_decision(record: InstanceRecord, daemon: DaemonFacts, at_start: Optional[StartLimit],
                      now: Optional[LxdLimit], pid1: Optional[Pid1Facts],
-                     in_user_namespace: Optional[bool]) -> Tuple[bool, str]:
+                     in_user_namespace: Optional[bool], starter: Starter = LXD_STARTER) -> Tuple[bool, str]:
     """(restart_required, reason): whether a restart of this running guest would give it another limit."""
     if record.type != CONTAINER:
         return False, "a virtual machine's memlock limit is set inside it, not by LXD"
@@ -269,10 +271,10 @@ def restart_decision(record: InstanceRecord, daemon: DaemonFacts, at_start: Opti
     # Read from inside: an unprivileged guest's PID 1 keeps the hard limit LXD gave it (systemd raises only
     # its soft limit there); the soft limit LXD gave cannot be seen.
     if pid1 is not None and in_user_namespace and pid1.memlock.hard_bytes != now.memlock.hard_bytes:
-        return True, (f"its PID 1 has the hard limit {pid1.memlock.systemd_value.split(':')[-1]} LXD gave it at start; "
-                      f"a start now gives {_spell(now)}")
-    return False, ("what LXD gave it at start cannot be read from here (only on its LXD host); its PID 1's hard "
-                   "limit matches what a start now gives")
+        return True, (f"its PID 1 has the hard limit {pid1.memlock.systemd_value.split(':')[-1]} {starter.giver} gave "
+                      f"it at start; a start now gives {_spell(now)}")
+    return False, (f"what {starter.giver} gave it at start cannot be read from here ({starter.unknown_start}); its "
+                   "PID 1's hard limit matches what a start now gives")
 
 
 def _after_start(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
@@ -303,7 +305,7 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
     now = lxd_now(record, daemon, gathered, member_daemons, starter)
     at_start = gathered.at_start
     restart, reason = restart_decision(record, daemon, at_start, now, facts.pid1 if facts else None,
-                                       facts.in_user_namespace if facts else None)
+                                       facts.in_user_namespace if facts else None, starter)
     # A running guest whose restart would change nothing cannot be helped by one.
     after = _after_start(record, daemon, gathered, now) if restart or record.status not in (RUNNING, FROZEN) else None
     lxd = dict(status=record.status, error=gathered.error, after_start=after,

@@ -43,8 +43,8 @@ description:
     A guest read from inside (O(method=exec), a virtual machine, another member) shows neither the host's swap nor
     its cgroups, so its server gets V(unknown), unless its cgroup forbids swap.
   - On a plain LXC or Proxmox VE host (O(engine)) every container gets the same facts and verdicts. There is no
-    daemon: RV(instances[].lxd_at_start) is C(lxc.prlimit.memlock) of the container's configuration as it started
-    (Proxmox VE: C(/var/lib/lxc/VMID/config), which C(pct start) writes), else the limit of the C(lxc-start) that
+    daemon; RV(instances[].lxd_at_start) is C(lxc.prlimit.memlock) of the container's configuration as it started
+    (on Proxmox VE C(/var/lib/lxc/VMID/config), which C(pct start) writes), else the limit of the C(lxc-start) that
     started it (its monitor, the init's parent, keeps it), with that unit's name as C(source)
     (C(lxc@NAME.service), C(pve-container@VMID.service)). RV(instances[].lxd_now) is C(lxc.prlimit.memlock) as
     configured now, else what systemd gives that unit now. Commands inside run through C(lxc-attach) or
