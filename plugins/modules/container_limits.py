@@ -51,7 +51,7 @@ options:
     description:
       - The memory lock limit per instance, as a mapping of instance name to limit in systemd's C(LimitMEMLOCK=)
         syntax (V(infinity), V(8M), V(64K:8M); suffixes are powers of 1024). It is stored in the engine's form
-        (LXD: bytes or V(unlimited)).
+        (bytes or V(unlimited) for LXD and liblxc).
       - A V(null) limit unsets the key.
     type: dict
     default: {}
