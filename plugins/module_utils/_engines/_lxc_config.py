@@ -31,18 +31,37 @@ LXC_CONF = "/etc/lxc/lxc.conf"
 PRLIMIT_MEMLOCK = "lxc.prlimit.memlock"
 CONFIG_NAME = "config"
 LIBLXC_FORM = "'unlimited' or a number of bytes (no suffix such as K or M), or SOFT:HARD made of two of these"
-_LIBLXC_SIDE = re.compile(r"unlimited|[0-9]+")
+# liblxc reads each side with strtoull(): an optional sign, decimal digits, nothing after them.
+_LIBLXC_SIDE = re.compile(r"unlimited|[+-]?[0-9]+")
+_ULLONG_MAX = 2**64 - 1  # RLIM_INFINITY
+
+
+def _liblxc_side(text: str) -> Optional[int]:
+    if text == "unlimited":
+        return None
+    magnitude = int(text.lstrip("+-"))
+    if magnitude > _ULLONG_MAX:
+        raise ValueError("is too large")
+    value = (-magnitude) % 2**64 if text.startswith("-") else magnitude  # strtoull wraps a negative number
+    return None if value == _ULLONG_MAX else value
 
 
 def liblxc_limit(value: str) -> MemlockLimit:
-    """The limit liblxc reads from an ``lxc.prlimit.*`` value; ValueError for one it refuses."""
+    """The limit liblxc reads from an ``lxc.prlimit.*`` value; ValueError for one it refuses.
+
+    As liblxc 5.0.2 reads it (``lxc-info -c`` compared in molecule/lxc): 'unlimited' or strtoull()'s number
+    (-1 and 18446744073709551615 are RLIM_INFINITY), one ':' at most, no suffix.
+    """
     sides = value.split(":")
     if len(sides) > 2 or not all(_LIBLXC_SIDE.fullmatch(side) for side in sides):
         raise ValueError(f"{value!r} is not a value liblxc accepts; expected {LIBLXC_FORM}")
-    soft, hard = (None if side == "unlimited" else int(side) for side in (sides * 2)[:2])
+    try:
+        soft, hard = (_liblxc_side(side) for side in (sides * 2)[:2])
+    except ValueError:
+        raise ValueError(f"{value!r} is too large for liblxc; expected {LIBLXC_FORM}") from None
     if hard is not None and (soft is None or soft > hard):
-        # prlimit(2) refuses it when the container starts.
-        raise ValueError(f"{value!r}: the soft limit is above the hard one")
+        # liblxc reads it, and prlimit(2) refuses it when the container starts.
+        raise ValueError(f"{value!r}: the soft limit is above the hard one, which no container can start with")
     return MemlockLimit(soft, hard)
 
 
