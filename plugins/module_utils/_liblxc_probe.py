@@ -234,8 +234,9 @@ class LiblxcProbe(MemlockProbe):
             if container is None:
                 continue
             try:
-                state, init = self.engine.state(container)
+                # The configuration first: a value liblxc refuses is named with its file and line.
                 raw, configured = self.engine.read_limit(name)
+                state, init = self.engine.state(container)
             except EngineError as exc:
                 state, init, raw, configured = "", None, None, None
                 gathered[name] = Gathered(error=str(exc))
