@@ -19,7 +19,8 @@ options:
         only Incus's socket exists.
       - V(lxc) and V(pve) have no daemon and no API. Their containers are read from their configuration files
         (C(LXCPATH/NAME/config), C(/etc/pve/lxc/VMID.conf)) and with C(lxc-info), C(lxc-attach), C(pct) and
-        C(systemctl) on the host; the connection options (O(endpoint), O(project), certificates) do not apply.
+        C(systemctl) on the host; the options that reach an LXD daemon (its endpoint, project and certificates) do not
+        apply.
     type: str
     choices: [auto, lxd, incus, lxc, pve]
     default: auto

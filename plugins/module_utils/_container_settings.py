@@ -181,4 +181,3 @@ def apply_settings(engine, params: dict, check_mode: bool) -> dict:
             engine.write(change.kind, change.name, change.key, change.after)
     return dict(changed=bool(changes), engine=engine.name, changes=[asdict(change) for change in changes],
                 kept=[asdict(change) for change in kept], diff=diff(changes))
-

@@ -50,6 +50,7 @@ def open_engine(params: dict):
 
     return open_liblxc(engine, params)
 
+
 # The options every module that reaches an engine takes (doc fragment _engine).
 ENGINE_ARGUMENT_SPEC = dict(
     engine=dict(type="str", choices=list(ENGINES), default=AUTO),

@@ -34,7 +34,10 @@ def detect_engine(proc_root: str = "/proc", etc_pve: str = "/etc/pve", endpoint:
                   lxc_conf: str = LXC_CONF, paths: Optional[Sequence[str]] = None) -> str:
     """The engine of this host (lxd, incus, lxc or pve); ``endpoint`` given means an API engine."""
     del proc_root  # the same signature for every version of the detection; /proc is not needed here
-    under = lambda path: os.path.join(root, path.lstrip("/"))  # noqa: E731
+
+    def under(path: str) -> str:
+        return os.path.join(root, path.lstrip("/"))
+
     if endpoint:
         return INCUS if "incus" in endpoint else LXD
     if os.path.isdir(os.path.join(etc_pve, "lxc")) or which("pct") \

@@ -25,8 +25,8 @@ def test_no_line_means_the_monitor_s_limit():
 
 
 def test_the_last_line_counts_as_for_liblxc():
-    assert parse_started_prlimit("lxc.prlimit.memlock = 1\nlxc.prlimit.memlock = unlimited\n") == MemlockLimit(None,
-                                                                                                              None)
+    text = "lxc.prlimit.memlock = 1\nlxc.prlimit.memlock = unlimited\n"
+    assert parse_started_prlimit(text) == MemlockLimit(None, None)
 
 
 def test_commands_run_at_once_and_share_one_deadline():
