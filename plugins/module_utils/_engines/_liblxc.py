@@ -246,9 +246,10 @@ class LiblxcEngine:
         last = ""
         while time.monotonic() < deadline:
             left = max(1.0, deadline - time.monotonic())
-            rc, out, err = self.run(self.exec_argv(container, ["sh", "-c", BOOTED_SCRIPT]), left)
+            _rc, out, err = self.run(self.exec_argv(container, ["sh", "-c", BOOTED_SCRIPT]), left)
             state = out.strip()
-            if rc == 0 and state in ("running", "degraded", "no-systemd"):
+            # is-system-running exits non-zero for degraded, which counts as booted.
+            if state in ("running", "degraded", "no-systemd"):
                 return
             last = state or err.strip()
             time.sleep(1)

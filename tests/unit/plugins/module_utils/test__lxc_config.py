@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import LXC, EngineError
@@ -131,3 +133,23 @@ def test_lxc_info():
     # What lxc-info -s -p printed for a running and a stopped container (lxc 5.0.2, Debian 12).
     assert parse_lxc_info("State:          RUNNING\nPID:            134\n") == ("RUNNING", 134)
     assert parse_lxc_info("State:          STOPPED\n") == ("STOPPED", None)
+
+
+def test_a_degraded_boot_counts_as_booted(lxcpath):
+    # systemctl is-system-running --wait prints degraded and exits 1 when a unit failed.
+    answers = [(255, "", "Failed to get init pid"), (1, "starting\n", ""), (1, "degraded\n", "")]
+    asked = []
+
+    def run(argv, timeout):
+        asked.append(argv)
+        return answers.pop(0)
+
+    engine = LiblxcEngine(LXC, [str(lxcpath)], run=run)
+    engine.wait_booted(engine.container("vault"), time.monotonic() + 30)
+    assert len(asked) == 3 and asked[0][:6] == ["lxc-attach", "-n", "vault", "-P", str(lxcpath), "--"]
+
+
+def test_no_boot_before_the_deadline_names_the_last_answer(lxcpath):
+    engine = LiblxcEngine(LXC, [str(lxcpath)], run=lambda argv, timeout: (1, "starting\n", ""))
+    with pytest.raises(EngineError, match=r"container vault: not booted before the timeout \(last answer: starting\)"):
+        engine.wait_booted(engine.container("vault"), time.monotonic() + 1.5)
