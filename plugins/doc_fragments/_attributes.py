@@ -53,14 +53,3 @@ attributes:
     membership:
       - vault_mlock.lxd.lxd
 """
-
-    # The same group under the name memlock_probe's documentation still uses; it goes once that says actiongroup_lxd.
-    ACTIONGROUP_MEMLOCK = r"""
-options: {}
-attributes:
-  action_group:
-    description: Use C(group/vault_mlock.lxd.lxd) in C(module_defaults) to set defaults for this module.
-    support: full
-    membership:
-      - vault_mlock.lxd.lxd
-"""

@@ -206,16 +206,29 @@ def judge_machine(subject: str, kind: str, facts: MachineFacts, units: Optional[
     return units, verdict
 
 
+@dataclass(frozen=True)
+class Starter:
+    """Who gives a container its limit at start: the instance's own setting, else the process that starts it."""
+
+    setting: str = KERNEL_MEMLOCK  # lxc.prlimit.memlock for liblxc
+    process: str = THE_DAEMON  # the unit that runs lxc-start, for liblxc
+    giver: str = "LXD"  # who gave the limit at start, in sentences
+    unknown_start: str = "only on its LXD host"  # why what it gave at start cannot be read
+
+
+LXD_STARTER = Starter()
+
+
 def lxd_now(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
-            member_daemons: Optional[MemberDaemons] = None) -> Optional[LxdLimit]:
+            member_daemons: Optional[MemberDaemons] = None, starter: Starter = LXD_STARTER) -> Optional[LxdLimit]:
     """What LXD would give the guest if it started now: limits.kernel.memlock, else the daemon's limit."""
     if record.type != CONTAINER:
         return None
     kernel = parse_kernel_memlock(record.limits_kernel_memlock)
     if kernel is not None:
-        return LxdLimit(MemlockReport.of(kernel), KERNEL_MEMLOCK)
+        return LxdLimit(MemlockReport.of(kernel), starter.setting)
     daemon_limit = daemon_memlock(record, daemon, gathered, member_daemons)
-    return LxdLimit(MemlockReport.of(daemon_limit), THE_DAEMON) if daemon_limit is not None else None
+    return LxdLimit(MemlockReport.of(daemon_limit), starter.process) if daemon_limit is not None else None
 
 
 def daemon_memlock(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
@@ -240,7 +253,7 @@ def _spell(limit: LxdLimit) -> str:
 
 def restart_decision(record: InstanceRecord, daemon: DaemonFacts, at_start: Optional[StartLimit],
                      now: Optional[LxdLimit], pid1: Optional[Pid1Facts],
-                     in_user_namespace: Optional[bool]) -> Tuple[bool, str]:
+                     in_user_namespace: Optional[bool], starter: Starter = LXD_STARTER) -> Tuple[bool, str]:
     """(restart_required, reason): whether a restart of this running guest would give it another limit."""
     if record.type != CONTAINER:
         return False, "a virtual machine's memlock limit is set inside it, not by LXD"
@@ -258,10 +271,10 @@ def restart_decision(record: InstanceRecord, daemon: DaemonFacts, at_start: Opti
     # Read from inside: an unprivileged guest's PID 1 keeps the hard limit LXD gave it (systemd raises only
     # its soft limit there); the soft limit LXD gave cannot be seen.
     if pid1 is not None and in_user_namespace and pid1.memlock.hard_bytes != now.memlock.hard_bytes:
-        return True, (f"its PID 1 has the hard limit {pid1.memlock.systemd_value.split(':')[-1]} LXD gave it at start; "
-                      f"a start now gives {_spell(now)}")
-    return False, ("what LXD gave it at start cannot be read from here (only on its LXD host); its PID 1's hard "
-                   "limit matches what a start now gives")
+        return True, (f"its PID 1 has the hard limit {pid1.memlock.systemd_value.split(':')[-1]} {starter.giver} gave "
+                      f"it at start; a start now gives {_spell(now)}")
+    return False, (f"what {starter.giver} gave it at start cannot be read from here ({starter.unknown_start}); its "
+                   "PID 1's hard limit matches what a start now gives")
 
 
 def _after_start(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered,
@@ -277,7 +290,8 @@ def _after_start(record: InstanceRecord, daemon: DaemonFacts, gathered: Gathered
 
 def build_report(name: str, project: str, record: Optional[InstanceRecord], gathered: Optional[Gathered],
                  daemon: DaemonFacts, process_names: Sequence[str], unit_names: Sequence[str],
-                 required: Optional[Required], member_daemons: Optional[MemberDaemons] = None) -> InstanceReport:
+                 required: Optional[Required], member_daemons: Optional[MemberDaemons] = None,
+                 starter: Starter = LXD_STARTER) -> InstanceReport:
     """One guest's report from its facts; ``member_daemons`` as daemon_memlock() takes it."""
     if record is None:
         return InstanceReport(
@@ -288,16 +302,17 @@ def build_report(name: str, project: str, record: Optional[InstanceRecord], gath
             message=f"guest {name}: no such instance in project {project!r}")
     gathered = gathered or Gathered()
     facts = gathered.facts
-    now = lxd_now(record, daemon, gathered, member_daemons)
+    now = lxd_now(record, daemon, gathered, member_daemons, starter)
     at_start = gathered.at_start
     restart, reason = restart_decision(record, daemon, at_start, now, facts.pid1 if facts else None,
-                                       facts.in_user_namespace if facts else None)
+                                       facts.in_user_namespace if facts else None, starter)
     # A running guest whose restart would change nothing cannot be helped by one.
     after = _after_start(record, daemon, gathered, now) if restart or record.status not in (RUNNING, FROZEN) else None
     lxd = dict(status=record.status, error=gathered.error, after_start=after,
                after_start_source=now.source if now else "",
                limits_kernel_memlock=parse_kernel_memlock(record.limits_kernel_memlock),
-               daemon_memlock=daemon_memlock(record, daemon, gathered, member_daemons))
+               daemon_memlock=daemon_memlock(record, daemon, gathered, member_daemons),
+               starter="" if starter == LXD_STARTER else starter.process)
     units = gathered.units
     if facts is not None and gathered.error is None:
         units, verdict = judge_machine(f"guest {name}", record.type, facts, units, process_names, unit_names,

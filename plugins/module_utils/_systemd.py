@@ -47,6 +47,9 @@ UNIT_PATHS = (
 ADMIN_UNIT_PATH = "/etc/systemd/system"
 
 # The LXD daemon's unit under each way of installing it.
+# The units whose lxc-start runs one container, by the engine's precedence: Proxmox VE (pct start), then
+# Debian's lxc@NAME.service. lxc.service (autostart) starts containers too, and is named by itself.
+LIBLXC_STARTER_UNITS = ("pve-container@.service", "lxc@.service")
 LXD_DAEMON_UNITS = (
     "lxd.service",  # Debian and Ubuntu packages
     "snap.lxd.daemon.service",  # the lxd snap
@@ -116,10 +119,26 @@ def normalize_unit_name(text: str, option: str = "unit") -> str:
 
 
 def resolve_unit(text: str, root: str = "/", option: str = "unit") -> str:
-    """``auto``: the LXD daemon's unit found here; anything else: that service's normalized name."""
+    """``auto``: the LXD daemon's unit found here, else the unit that starts liblxc's containers (plain LXC,
+    Proxmox VE); anything else: that service's normalized name."""
     if text == "auto":
-        return detect_lxd_unit(root).name
+        try:
+            return detect_lxd_unit(root).name
+        except SystemdError:
+            starter = detect_liblxc_unit(root)
+            if starter is None:
+                raise
+            return starter.name
     return normalize_unit_name(text, option)
+
+
+def detect_liblxc_unit(root: str = "/") -> Optional[UnitFile]:
+    """The template unit that starts one liblxc container where no LXD daemon is installed; None without one."""
+    for unit in LIBLXC_STARTER_UNITS:
+        unit_file = find_unit_file(unit, root)
+        if unit_file is not None and not unit_file.masked:
+            return unit_file
+    return None
 
 
 def find_unit_file(unit: str, root: str = "/") -> Optional[UnitFile]:

@@ -36,6 +36,13 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._config_syntax imp
     json_value_bool,
     tokenize_hcl,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import (
+    ENGINE_ARGUMENT_SPEC,
+    LIBLXC_ENGINES,
+    EngineError,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._detect import resolve_engine
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._liblxc import open_liblxc
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import connect
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import LxdError
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_config import config_files, read_configs
@@ -378,6 +385,9 @@ ARGUMENT_SPEC = dict(
     endpoint=dict(type="str"),
     client_cert=dict(type="path", aliases=["cert_file"]),
     client_key=dict(type="path", aliases=["key_file"], no_log=False),
+    # validate_certs and ca_cert above are Vault's; the engine's are the LXD API's defaults.
+    engine=ENGINE_ARGUMENT_SPEC["engine"],
+    lxcpath=ENGINE_ARGUMENT_SPEC["lxcpath"],
 )
 Runner = Callable[[Sequence[str]], Tuple[int, str, str]]
 
@@ -398,13 +408,15 @@ def _address(params: dict) -> Tuple[str, str]:
 
 
 def _asker(params: dict, url: str, run: Runner, python: str) -> Callable[[float], VaultState]:
-    """ask(seconds): one question, on this machine or, with ``instance``, inside that guest through LXD.
+    """ask(seconds): one question, on this machine or, with ``instance``, inside that guest through its engine.
 
     The LXD connection waits for each answer as long as the server may take to answer at all (``timeout``).
     """
     if not params["instance"]:
         return lambda seconds: judge_answer(parse_answer(*run(program_argv(
             python, url, params["validate_certs"], params["ca_cert"], seconds))))
+    if resolve_engine(params) in LIBLXC_ENGINES:
+        return _liblxc_asker(params, url)
     try:
         api, _endpoint = connect(endpoint=params["endpoint"], project=params["project"],
                                  client_cert=params["client_cert"], client_key=params["client_key"],
@@ -418,6 +430,21 @@ def _asker(params: dict, url: str, run: Runner, python: str) -> Callable[[float]
             return judge_answer(parse_answer(*api.execute(params["instance"], argv)))
         except LxdError as exc:
             return judge_answer(Answer(error=f"LXD: {exc}"))
+    return ask
+
+
+def _liblxc_asker(params: dict, url: str) -> Callable[[float], VaultState]:
+    """ask(seconds) inside a plain LXC or Proxmox VE container, through lxc-attach or pct exec."""
+    name = params["instance"]
+    try:
+        engine = open_liblxc(resolve_engine(params), params)
+        engine.container(name)
+    except EngineError as exc:
+        raise StatusError(f"instance: {exc}") from exc
+
+    def ask(seconds: float) -> VaultState:
+        argv = program_argv("python3", url, params["validate_certs"], params["ca_cert"], seconds)
+        return judge_answer(parse_answer(*engine.execute(name, argv, seconds + 15)))
     return ask
 
 

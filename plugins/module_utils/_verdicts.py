@@ -134,6 +134,8 @@ class VerdictFacts:
     after_start_source: str = ""  # "limits.kernel.memlock" or "the LXD daemon"
     limits_kernel_memlock: Optional[MemlockLimit] = None  # None when unset
     daemon_memlock: Optional[MemlockLimit] = None  # the LXD daemon's current limit, if known
+    # For a plain LXC or Proxmox VE container: the unit whose lxc-start starts it; empty for LXD and Incus.
+    starter: str = ""
     # The host's swap, for servers that do not lock their memory; total None when it cannot be seen.
     host_swap: HostSwap = HostSwap(None)
     host_swap_hidden: str = ""  # why the host's swap cannot be seen from where the facts were read
@@ -212,6 +214,11 @@ def remedy(facts: VerdictFacts, need: Size, name: str) -> str:
         return (f"raise the memlock limit PID 1 inherits to {want} and restart this machine (for an LXD "
                 "guest: the LXD daemon's LimitMEMLOCK through vault_mlock.lxd.memlock_dropin, or the instance's "
                 "limits.kernel.memlock; vault_mlock.lxd.memlock_probe on the host tells which)"
+                + _cap_alternative(facts, name))
+    if facts.starter:
+        # lxc-start cannot give a container more than its own hard limit: the unit comes first.
+        return (f"restart the container after raising LimitMEMLOCK of {facts.starter} to {want} "
+                "(vault_mlock.lxd.lxc_host; lxc.prlimit.memlock in its configuration can only lower that)"
                 + _cap_alternative(facts, name))
     daemon = facts.daemon_memlock
     if daemon is not None and covers(daemon.hard, need):

@@ -183,7 +183,6 @@ def main():
             instance_swap=dict(type="dict", default={}),
             profile_swap=dict(type="dict", default={}),
             state=dict(type="str", default="present", choices=["present", "absent"]),
-            lxcpath=dict(type="list", elements="path", default=[]),
         ),
         supports_check_mode=True,
     )

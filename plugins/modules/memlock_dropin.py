@@ -61,7 +61,10 @@ options:
       - The service whose limit to set.
       - V(auto) finds the LXD daemon's unit among C(lxd.service) (Debian and Ubuntu packages),
         C(snap.lxd.daemon.service) (the snap) and C(incus.service) (Incus), by looking for their unit files in
-        systemd's unit paths. It fails when it finds none or more than one of them; masked units do not count.
+        systemd's unit paths. It fails when it finds more than one of them; masked units do not count.
+      - Where none of these is installed, V(auto) finds the unit that starts liblxc's containers one by one,
+        C(pve-container@.service) (Proxmox VE, what C(pct start) starts) or else C(lxc@.service) (plain LXC on Debian).
+        The drop-in on the template applies to every container's instance of it. It fails when none is found.
       - Any other value names a service, for example V(vault.service) for Vault in a guest.
         A name without a unit type suffix gets C(.service), so V(vault) means C(vault.service) and
         V(snap.vault.vaultd) means C(snap.vault.vaultd.service) (C(vaultd) is no unit type).

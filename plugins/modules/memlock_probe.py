@@ -47,6 +47,13 @@ description:
     guest's systemd, in the same one command as for O(units), for the C(MemorySwapMax) of the process's unit.
     A guest read from inside (O(method=exec), a virtual machine, another member) shows neither the host's swap nor
     its cgroups, so its server gets V(unknown), unless its cgroup forbids swap.
+  - On a plain LXC or Proxmox VE host (O(engine)) every container gets the same facts and verdicts. There is no
+    daemon; RV(instances[].lxd_at_start) is C(lxc.prlimit.memlock) of the container's configuration as it started
+    (on Proxmox VE C(/var/lib/lxc/VMID/config), which C(pct start) writes), else the limit of the C(lxc-start) that
+    started it (its monitor, the init's parent, keeps it), with that unit's name as C(source)
+    (C(lxc@NAME.service), C(pve-container@VMID.service)). RV(instances[].lxd_now) is C(lxc.prlimit.memlock) as
+    configured now, else what systemd gives that unit now. Commands inside run through C(lxc-attach) or
+    C(pct exec). RV(instances[].project) is the container's lxcpath. O(method=exec) reads as V(auto) does there.
   - A stopped, vanished or failing guest gets its own verdict; it never fails the whole probe.
   - The module only reads. It never changes a guest, the daemon or a file.
 author:
@@ -96,8 +103,9 @@ extends_documentation_fragment:
   - vault_mlock.lxd._vault_options
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
-  - vault_mlock.lxd._attributes.actiongroup_memlock
+  - vault_mlock.lxd._attributes.actiongroup_lxd
   - vault_mlock.lxd._lxd_connection
+  - vault_mlock.lxd._engine
 """
 
 EXAMPLES = r"""
@@ -125,6 +133,9 @@ EXAMPLES = r"""
     label: "{{ item.name }}: {{ item.restart_reason }}"
   changed_when: true
 
+- name: Judge every container of a Proxmox VE host
+  vault_mlock.lxd.memlock_probe:
+    engine: pve
 - name: Judge Vault's own unit name where no Vault process runs
   vault_mlock.lxd.memlock_probe:
     units: [vault-server.service]
@@ -138,6 +149,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+engine:
+  description: The container engine whose containers were read (V(lxd), V(incus), V(lxc) or V(pve)).
+  returned: success
+  type: str
+  sample: lxc
 endpoint:
   description: The LXD daemon that answered.
   returned: success
@@ -441,7 +457,14 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import CONNECTION_ARGUMENT_SPEC, connect
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines import (
+    ENGINE_ARGUMENT_SPEC,
+    LIBLXC_ENGINES,
+    EngineError,
+)
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._detect import resolve_engine
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._liblxc_probe import liblxc_probe
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_api import connect
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport import (
     LxdError,
     is_remote,
@@ -459,7 +482,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             VAULT_ARGSPEC,
-            **CONNECTION_ARGUMENT_SPEC,
+            **ENGINE_ARGUMENT_SPEC,
             instances=dict(type="list", elements="str", default=[]),
             method=dict(type="str", choices=["auto", "proc", "exec"], default="auto"),
         ),
@@ -473,6 +496,10 @@ def main():
         module.fail_json(msg=str(exc))
 
     try:
+        engine = resolve_engine(params)
+        if engine in LIBLXC_ENGINES:
+            module.exit_json(changed=False, engine=engine,
+                             **dataclasses.asdict(liblxc_probe(engine, params, options)))
         api, endpoint = connect(
             endpoint=params["endpoint"],
             project=params["project"],
@@ -492,13 +519,13 @@ def main():
             method="exec" if is_remote(endpoint) and params["method"] == "auto" else params["method"],
         )
         report = probe.run(params["instances"])
-    except LxdError as exc:
+    except (LxdError, EngineError) as exc:
         module.fail_json(msg=str(exc))
     except Exception as exc:
         module.fail_json(msg=f"The memlock probe failed unexpectedly: {type(exc).__name__}: {exc}",
                          exception=traceback.format_exc())
 
-    module.exit_json(changed=False, **dataclasses.asdict(report))
+    module.exit_json(changed=False, engine=engine, **dataclasses.asdict(report))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ author:
 extends_documentation_fragment:
   - vault_mlock.lxd._attributes
   - vault_mlock.lxd._attributes.info_module
+  - vault_mlock.lxd._engine
 options:
   api_addr:
     description:
@@ -95,6 +96,8 @@ options:
         C($LXD_DIR/unix.socket), C(/var/lib/lxd/unix.socket), C(/var/snap/lxd/common/lxd/unix.socket),
         C(/var/lib/incus/unix.socket)). The guest needs C(python3), as for any Ansible module.
       - On an LXD cluster, LXD runs the command on the member where the guest runs.
+      - On a plain LXC or Proxmox VE host (O(engine)), the command runs in the container through C(lxc-attach)
+        or C(pct exec); O(instance) is the container's name (its VMID on Proxmox VE).
     type: str
   project:
     description: The LXD project of O(instance).

@@ -14,6 +14,8 @@
 #   tiny           busybox only, cheap enough to run a hundred guests
 #   guest-trixie   Debian 13 with the same packages as the guest
 #   incus-host     Debian 13 with Incus; guest-trixie is imported inside when it starts
+#   lxc-host       the guest plus Debian's lxc (plain LXC, no daemon) and a copy of the guest's
+#                  rootfs in /srv/guest-rootfs for containers made inside
 #   compat-trixie  guest-trixie plus the newest ansible-core and ansible-test's sanity
 #                  environments, made while the build reaches PyPI (guests have no network)
 #
@@ -31,7 +33,7 @@ VML_MIRROR=${VML_MIRROR:-http://deb.debian.org/debian}
 # Instances the lab and its tests create carry this prefix; `down` deletes only these.
 INSTANCE_PREFIX=vml-
 DEFAULT_IMAGES="guest lxd-host tiny"
-ALL_IMAGES="guest lxd-host tiny guest-trixie incus-host compat-trixie"
+ALL_IMAGES="guest lxd-host tiny guest-trixie incus-host lxc-host compat-trixie"
 OPENBAO_VERSION=2.7.2
 RECIPE_VERSION=4
 
@@ -147,6 +149,8 @@ spec() {
             DESCRIPTION="Debian 13 with systemd (vault_mlock.lxd guest)" ;;
         incus-host) SUITE=trixie BASE=guest-trixie BUILDER=build_incus_host_rootfs INNER=guest-trixie
             DESCRIPTION="Debian 13 with Incus inside (vault_mlock.lxd nested Incus host)" ;;
+        lxc-host) BASE=guest BUILDER=build_lxc_host_rootfs
+            DESCRIPTION="Debian 12 with plain LXC inside (vault_mlock.lxd nested LXC host)" ;;
         compat-trixie) SUITE=trixie BASE=guest-trixie BUILDER=build_compat_rootfs
             INPUTS="tests/requirements-2.21.txt tests/lab/compat-venv.sh tests/lab/get_pip_offline.py"
             DESCRIPTION="Debian 13 with the newest ansible-core and ansible-test's sanity environments (vault_mlock.lxd)" ;;
@@ -213,6 +217,21 @@ build_incus_host_rootfs() {  # $1: target dir, a copy of the Debian 13 guest roo
     echo "root:1000000:1000000" >"$1/etc/subuid"
     echo "root:1000000:1000000" >"$1/etc/subgid"
     echo "vault-mlock-incus-host" >"$1/etc/hostname"
+}
+
+build_lxc_host_rootfs() {  # $1: target dir, a copy of the guest rootfs
+    # The inner containers' rootfs is the guest's as it is before lxc is installed: extracting a
+    # tarball inside the nested host at test time would cost every run its seconds.
+    rm -rf --one-file-system "$1.guest"
+    cp -a "$1" "$1.guest"
+    chroot_run "$1" "$VML_LOG_DIR/lxc-host-packages.log" \
+        "apt-get update -qq; apt-get install -y -qq --no-install-recommends lxc; apt-get clean
+         systemctl disable lxc-net.service" \
+        || die "installing the LXC-host packages failed; see $VML_LOG_DIR/lxc-host-packages.log"
+    mkdir -p "$1/srv"
+    mv "$1.guest" "$1/srv/guest-rootfs"
+    echo "vault-mlock-guest" >"$1/srv/guest-rootfs/etc/hostname"
+    echo "vault-mlock-lxc-host" >"$1/etc/hostname"
 }
 
 build_compat_rootfs() {  # $1: target dir, a copy of the Debian 13 guest rootfs

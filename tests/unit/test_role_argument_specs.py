@@ -44,7 +44,7 @@ def _options(role: str) -> dict:
 
 
 def test_every_role_is_checked():
-    assert ROLES == ["lxd_host", "memlock_verify", "vault_guest"]
+    assert ROLES == ["lxc_host", "lxd_host", "memlock_verify", "vault_guest"]
 
 
 @pytest.mark.parametrize("role", ROLES)

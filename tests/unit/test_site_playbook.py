@@ -43,10 +43,11 @@ def _host_patterns(path, **extra_vars):
 
 
 def test_the_plays_take_their_host_patterns_from_variables():
-    assert _host_patterns("site.yml") == ["lxd_hosts", "vault_guests"]
-    assert _host_patterns("site.yml", vault_mlock_lxd_hosts="lxd", vault_mlock_vault_guests="vault") == ["lxd", "vault"]
-    assert _host_patterns("verify.yml") == ["lxd_hosts"]
-    assert _host_patterns("verify.yml", vault_mlock_lxd_hosts="lxd") == ["lxd"]
+    assert _host_patterns("site.yml") == ["lxd_hosts", "lxc_hosts", "vault_guests"]
+    assert _host_patterns("site.yml", vault_mlock_lxd_hosts="lxd", vault_mlock_lxc_hosts="pve",
+                          vault_mlock_vault_guests="vault") == ["lxd", "pve", "vault"]
+    assert _host_patterns("verify.yml") == ["lxd_hosts:lxc_hosts"]
+    assert _host_patterns("verify.yml", vault_mlock_lxd_hosts="lxd", vault_mlock_lxc_hosts="pve") == ["lxd:pve"]
 
 
 def test_the_site_playbook_ends_with_the_verify_playbook():

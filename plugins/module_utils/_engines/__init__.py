@@ -21,9 +21,13 @@ AUTO, LXD, INCUS, LXC, PVE = "auto", "lxd", "incus", "lxc", "pve"
 ENGINES = (AUTO, LXD, INCUS, LXC, PVE)
 API_ENGINES = (LXD, INCUS)
 LIBLXC_ENGINES = (LXC, PVE)
-# The options every module that reaches containers takes: the engine (doc fragment vault_mlock.lxd._engine) and
-# the API engines' connection (doc fragment vault_mlock.lxd._lxd_connection).
-ENGINE_ARGUMENT_SPEC = dict(CONNECTION_ARGUMENT_SPEC, engine=dict(type="str", default=AUTO, choices=list(ENGINES)))
+# The options every module that reaches containers takes: the engine and liblxc's container directories (doc
+# fragment vault_mlock.lxd._engine) and the API engines' connection (doc fragment vault_mlock.lxd._lxd_connection).
+ENGINE_ARGUMENT_SPEC = dict(
+    CONNECTION_ARGUMENT_SPEC,
+    engine=dict(type="str", default=AUTO, choices=list(ENGINES)),
+    lxcpath=dict(type="list", elements="path", default=[]),
+)
 
 # What a setting belongs to, and the neutral keys of the settings.
 INSTANCE, PROFILE = "instance", "profile"

@@ -134,6 +134,11 @@ CASES = [
      "guest g1: vault (PID 58) may lock 256 KiB (ulimit -l 256) but needs its whole VmSize 1.3 GiB locked; restart "
      "the guest after raising the LXD daemon's LimitMEMLOCK to at least 1.3 GiB (vault_mlock.lxd.memlock_dropin) "
      "or set limits.kernel.memlock"),
+    ("a plain LXC or Proxmox VE container: the unit that starts it comes first",
+     facts(processes=(process(),), starter="lxc@vault.service", daemon_memlock=limit(256 * KIB)), TOO_LOW,
+     "guest g1: vault (PID 58) may lock 256 KiB (ulimit -l 256) but needs its whole VmSize 1.3 GiB locked; restart "
+     "the container after raising LimitMEMLOCK of lxc@vault.service to at least 1.3 GiB (vault_mlock.lxd.lxc_host; "
+     "lxc.prlimit.memlock in its configuration can only lower that)"),
     ("a restart would give enough",
      facts(required=required(4 * MIB), processes=(process(vmsize=MIB),), daemon_memlock=limit(8 * MIB),
            after_start=limit(8 * MIB), after_start_source="the LXD daemon"), RESTART_PENDING,
