@@ -27,7 +27,8 @@ description:
   - On the LXD host itself the guests are read through the host's C(/proc). One API call lists the
     instances, one scan of C(/proc) finds each guest's init (the child of its C([lxc monitor]) process)
     and its processes. Where no Vault process runs, one command inside the guest asks its systemd about
-    O(units). Guests that do not show there (a remote O(endpoint), other cluster members, virtual machines)
+    O(units); unless the guest's files, read from the host in the guest's root (never following a link out of
+    it), hold no unit file, drop-in directory or dependency link of any of them. Guests that do not show there (a remote O(endpoint), other cluster members, virtual machines)
     are read by one small C(sh) script inside them that does both. All these commands start at once and share
     one deadline, O(timeout).
   - A server that does not lock its memory at all needs no memlock limit, and its verdict rests on swap instead
@@ -340,6 +341,8 @@ instances:
       description:
         - Vault's units (O(units)) as the guest's systemd tells them; asked where no Vault process runs, and where
           one runs that does not lock its memory (then its own unit too, for its C(MemorySwapMax)); empty otherwise.
+        - Where no Vault process runs and the guest's files hold none of O(units), each is V(not-found) without asking,
+          with what only systemd could tell (C(restarts), C(asked)) V(null); empty where the guest runs no systemd.
       type: list
       elements: dict
       contains:
