@@ -148,14 +148,15 @@ class Bench:
         say(f"{first} cloned to {len(self.names)} guests in {time.perf_counter() - start:.0f}s")
 
     def wait_for_boot(self, name: str) -> None:
-        state = ""
+        answer = None
         for _attempt in range(60):
-            state = self.run(["lxc", "exec", f"{REMOTE}:{name}", "--", "systemctl", "is-system-running", "--wait"],
-                             check=False).stdout.strip()
-            if state in BOOTED:
+            answer = self.run(["lxc", "exec", f"{REMOTE}:{name}", "--", "systemctl", "is-system-running", "--wait"],
+                              check=False)
+            if answer.stdout.strip() in BOOTED:
                 return
             time.sleep(1)
-        raise RuntimeError(f"{name}: systemd did not finish booting (is-system-running: {state!r})")
+        raise RuntimeError(f"{name}: systemd did not finish booting (is-system-running: {answer.stdout.strip()!r}, "
+                           f"{answer.stderr.strip()[-300:]!r})")
 
     # --- the figures -------------------------------------------------------------------------------
 
