@@ -284,7 +284,8 @@ class LiblxcProbe(MemlockProbe):
                 elif units:
                     jobs.append((name, units, found))
         if jobs:
-            argvs = [(name, self.engine.exec_argv(containers[name], units_command(units))) for name, units, _f in jobs]
+            argvs = [(name, self.engine.exec_argv(containers[name], units_command(units, self.process_names)))
+                     for name, units, _f in jobs]
             for (name, units, found), result in zip(jobs, execute_many(argvs, self.timeout)):
                 gathered[name] = self._units_answer(found, result, units)
         reports = [build_report(name=name, project=records[name].project if name in records else "",

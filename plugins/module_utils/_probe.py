@@ -12,7 +12,8 @@
   LXD gave the guest at its start is read from its monitor.
 - Where no Vault process runs, or one runs that locks nothing (OpenBao; Vault with disable_mlock),
   one command inside the guest asks its systemd about Vault's units (for the latter: its
-  MemorySwapMax). Such a process is judged on swap: the host's /proc/swaps and its cgroups'
+  MemorySwapMax); but not where no process runs and the guest's files, read through the host's
+  /proc/INIT/root (_guest_unit_files), name none of the units. Such a process is judged on swap: the host's /proc/swaps and its cgroups'
   memory.swap.max, read from the host (_swap).
 - Every other guest (remote endpoint, other cluster member, virtual machine) is read by one
   command inside it that does both. That command's shell inherits its LXD daemon's limit as it is
@@ -33,6 +34,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units impor
     parse_units,
     units_command,
 )
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_unit_files import units_from_files
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import (
     LXC_CONF_DIRS,
     HostScan,
@@ -204,9 +206,15 @@ class MemlockProbe:
                     elif record.status == FROZEN:
                         gathered[name] = found.but(units_not_asked="it is frozen, so its systemd cannot be asked")
                     elif units:
-                        jobs.append((name, units_command(units, self.process_names),
-                                     lambda result, found=found, units=units: self._units_answer(found, result,
-                                                                                                 units)))
+                        known = None if found.facts.processes else units_from_files(
+                            os.path.join(self.proc_root, str(scan.inits[record.monitor_name]), "root"), units,
+                            self.process_names)
+                        if known is not None:  # its files name none of the units: nothing to ask
+                            gathered[name] = found.but(units=known)
+                        else:
+                            jobs.append((name, units_command(units, self.process_names),
+                                         lambda result, found=found, units=units: self._units_answer(found, result,
+                                                                                                     units)))
             elif self.method == PROC:
                 gathered[name] = Gathered(error="its processes do not show in this host's /proc "
                                                 "(another cluster member, a virtual machine or a remote daemon); "

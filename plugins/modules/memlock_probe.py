@@ -27,9 +27,10 @@ description:
   - On the LXD host itself the guests are read through the host's C(/proc). One API call lists the
     instances, one scan of C(/proc) finds each guest's init (the child of its C([lxc monitor]) process)
     and its processes. Where no Vault process runs, one command inside the guest asks its systemd about
-    O(units). Guests that do not show there (a remote O(endpoint), other cluster members, virtual machines)
-    are read by one small C(sh) script inside them that does both. All these commands start at once and share
-    one deadline, O(timeout).
+    O(units); unless the guest's files, read from the host in the guest's root (never following a link out of
+    it), hold no unit file, drop-in directory or dependency link of any of them. Guests that do not show there
+    (a remote O(endpoint), other cluster members, virtual machines) are read by one small C(sh) script inside
+    them that does both. All these commands start at once and share one deadline, O(timeout).
   - A server that does not lock its memory at all needs no memlock limit, and its verdict rests on swap instead
     (V(protected), V(not_enforced), V(exposed)). That is OpenBao's C(bao) always (OpenBao removed mlock in 2.0),
     known by its name, its binary's name or its unit C(openbao.service); and Vault when its C(VmLck) is 0 and its
@@ -361,6 +362,8 @@ instances:
       description:
         - Vault's units (O(units)) as the guest's systemd tells them; asked where no Vault process runs, and where
           one runs that does not lock its memory (then its own unit too, for its C(MemorySwapMax)); empty otherwise.
+        - Where no Vault process runs and the guest's files hold none of O(units), each is V(not-found) without asking,
+          with what only systemd could tell (C(restarts), C(asked)) V(null); empty where the guest runs no systemd.
       type: list
       elements: dict
       contains:

@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 import pytest
+from _files import put
 
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import UNITS_SCRIPT
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import ProcDir
@@ -157,18 +158,36 @@ def test_probe_reads_local_guests_through_proc_and_others_inside(host):
     json.dumps(dataclasses.asdict(report))  # plain data all the way down
 
 
-def test_probe_asks_systemd_only_where_no_vault_runs(host):
+def guest_root(host, init, systemd=True, units=()):
+    """The guest's root as the host shows it at /proc/INIT/root: systemd's runtime directory, a unit that is not
+    Vault's, and ``units`` in /etc/systemd/system."""
+    root = host.root / str(init) / "root"
+    put(root, "/usr/lib/systemd/system/ssh.service", "[Service]\n")
+    if systemd:
+        (root / "run/systemd/system").mkdir(parents=True)
+    for unit in units:
+        put(root, f"/etc/systemd/system/{unit}", "[Service]\nExecStart=/usr/local/bin/vault server\n")
+    return root
+
+
+def test_probe_asks_systemd_only_where_no_vault_runs_and_a_unit_file_is(host):
     """The crash of case 1: vault.service died on mlock under 512 KiB, no process is left; it must not pass."""
     host.add_monitor(31000, "crashed", limit=(8 * MIB,), prlimit="524288")
     host.add(31001, "systemd", ppid=31000, ns="pid:[500]", limit=(512 * KIB,), nspid=(31001, 1))
+    guest_root(host, 31001, units=["vault.service"])
     host.add_monitor(32000, "plain", limit=(8 * MIB,))
     host.add(32001, "systemd", ppid=32000, ns="pid:[600]", limit=(8 * MIB,), nspid=(32001, 1))
+    guest_root(host, 32001)
+    host.add_monitor(33000, "busybox", limit=(8 * MIB,))
+    host.add(33001, "init", ppid=33000, ns="pid:[700]", limit=(8 * MIB,), nspid=(33001, 1))
+    guest_root(host, 33001, systemd=False)
     api = FakeApi([api_instance("g1"), api_instance("crashed", limits_kernel_memlock="524288"),
-                   api_instance("plain")],
-                  outputs={"crashed": DIED, "plain": NO_UNITS})
+                   api_instance("plain"), api_instance("busybox")],
+                  outputs={"crashed": DIED})
     report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root)).run()
     instances = by_name(report)
-    assert sorted(api.executed) == [("crashed", "units"), ("plain", "units")]  # one command each, g1 has a vault
+    # One command where a unit file is and no process runs; none where a vault runs (g1) or no unit file is.
+    assert api.executed == [("crashed", "units")]
 
     crashed = instances["crashed"]
     assert crashed.verdict == "too_low"
@@ -184,8 +203,23 @@ def test_probe_asks_systemd_only_where_no_vault_runs(host):
 
     plain = instances["plain"]
     assert (plain.verdict, plain.service) == ("absent", None)
+    assert plain.message == ("guest plain: no vault or bao process runs and systemd knows no vault.service or "
+                             "openbao.service: no Vault here")
     assert [(unit.name, unit.load_state) for unit in plain.units] == [
         ("vault.service", "not-found"), ("openbao.service", "not-found")]
+    busybox = instances["busybox"]
+    assert (busybox.verdict, busybox.units) == ("absent", [])
+    assert "the machine runs no systemd" in busybox.message
+
+
+def test_probe_asks_a_guest_whose_files_cannot_be_read(host):
+    """No /proc/INIT/root to read (not root, a guest stopping): its systemd is asked, as before."""
+    host.add_monitor(32000, "plain", limit=(8 * MIB,))
+    host.add(32001, "systemd", ppid=32000, ns="pid:[600]", limit=(8 * MIB,), nspid=(32001, 1))
+    api = FakeApi([api_instance("plain")], outputs={"plain": NO_UNITS})
+    report = MemlockProbe(api, endpoint=ENDPOINT, proc_root=str(host.root)).run()
+    assert api.executed == [("plain", "units")]
+    assert report.instances[0].verdict == "absent"
 
 
 def test_probe_with_method_proc_asks_no_systemd(host):
