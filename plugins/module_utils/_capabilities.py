@@ -99,9 +99,6 @@ class CapabilitySet:
         )
 
 
-EMPTY = CapabilitySet()
-
-
 # --- parsing -------------------------------------------------------------------------------
 
 def _is_word_char(char: str) -> bool:

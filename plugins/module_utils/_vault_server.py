@@ -36,7 +36,6 @@ SERVERS = (AUTO, VAULT, OPENBAO)
 BINARY_NAMES = ("vault", "bao")
 BINARY_DIRS = ("/usr/local/bin", "/usr/bin")
 
-DISABLE_MLOCK_CHOICES = ("auto", "true", "false")
 RAFT = "raft"
 
 # bao, openbao, bao-2.1, openbao_2.7.2 ... but not baobab.

@@ -77,8 +77,6 @@ VERDICTS = (ERROR, TOO_LOW, NOT_ENFORCED, EXPOSED, RESTART_PENDING, FINITE_LIMIT
 # Verdicts that say Vault's secrets are not safe from swap: it cannot (or one day will not) lock its
 # memory, or it does not lock it and swap can take it.
 FAILING = (ERROR, TOO_LOW, NOT_ENFORCED, EXPOSED, RESTART_PENDING, FINITE_LIMIT)
-# The verdicts judge_swap gives.
-SWAP_VERDICTS = (PROTECTED, NOT_ENFORCED, EXPOSED, UNKNOWN)
 
 CONTAINER = "container"
 VIRTUAL_MACHINE = "virtual-machine"

@@ -473,7 +473,7 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._lxd_transport imp
     is_remote,
     normalize_endpoint,
 )
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import MemlockProbe
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._probe import AUTO, METHODS, MemlockProbe
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._vault_options import (
     VAULT_ARGSPEC,
     OptionError,
@@ -487,7 +487,7 @@ def main():
             VAULT_ARGSPEC,
             **ENGINE_ARGUMENT_SPEC,
             instances=dict(type="list", elements="str", default=[]),
-            method=dict(type="str", choices=["auto", "proc", "exec"], default="auto"),
+            method=dict(type="str", choices=list(METHODS), default=AUTO),
         ),
         required_together=[("client_cert", "client_key")],
         supports_check_mode=True,
