@@ -53,6 +53,8 @@ MODULE_NAME = "vault_mlock.lxd.memlock_dropin"
 DEFAULT_DROPIN_NAME = "00-memlock.conf"
 SECTION = "Service"
 DROPIN_MODE = 0o644
+# Where backup=true keeps what a drop-in held before the module first replaced it: systemd reads only *.conf.
+BACKUP_SUFFIX = ".vault_mlock-backup"
 DIRECTORY_MODE = 0o755
 NAME_FORM = "a file name ending in '.conf' with no '/', not starting with '.', such as '00-memlock.conf'"
 AMBIENT_LINE = f"{AMBIENT_KEY}=CAP_IPC_LOCK"
@@ -92,10 +94,16 @@ class DropinPlan:
     unit_file: Optional[str] = None
     unit_masked: bool = False
     warnings: List[str] = field(default_factory=list)
+    # With backup: what the drop-in held before the first write that replaced it (kept in backup_path, which
+    # systemd ignores), and whether this plan writes it (present) or puts it back and removes it (absent).
+    backup_path: Optional[str] = None
+    backup: Optional[bytes] = None
+    writes_backup: bool = False
+    restores_backup: bool = False
 
     @property
     def changed(self) -> bool:
-        return self.before != self.after
+        return self.before != self.after or self.restores_backup
 
     def diff(self) -> dict:
         return dict(
@@ -184,8 +192,13 @@ def plan_dropin(
     content: Optional[DropinContent],
     name: str = DEFAULT_DROPIN_NAME,
     root: str = "/",
+    backup: bool = False,
 ) -> DropinPlan:
-    """Decide what the drop-in must become and what systemd makes of the unit then; changes nothing."""
+    """Decide what the drop-in must become and what systemd makes of the unit then; changes nothing.
+
+    With ``backup``, a first write over a drop-in of that name that holds something else keeps that text in
+    ``PATH`` + BACKUP_SUFFIX, and state=absent puts it back instead of removing the drop-in.
+    """
     if state not in ("present", "absent"):
         raise DropinError(f"state: {state!r} is not valid; expected 'present' or 'absent'")
     if state == "present" and (content is None or (content.limit is None and not content.no_swap)):
@@ -197,12 +210,24 @@ def plan_dropin(
     path = dropin_path(unit, name)
     before = _read_bytes(join_root(root, path))
     present = state == "present"
+    backup_path = path + BACKUP_SUFFIX if backup else None
+    kept = _read_bytes(join_root(root, backup_path)) if backup_path else None
+    # With backup, state=absent leaves a drop-in in place instead of removing it: the backup's text goes back, and
+    # a drop-in that holds something else than this limit's text (put back by an earlier undo, or an
+    # administrator's) stays as it is.
+    keep_text = None
+    if not present and backup:
+        if kept is not None:
+            keep_text = kept.decode("utf-8", errors="replace")
+        elif before is not None and content is not None and content.limit is not None \
+                and before not in {render_dropin(unit, content, bounding).encode("utf-8") for bounding in (False, True)}:
+            keep_text = before.decode("utf-8", errors="replace")
 
     rank = {directory: index for index, directory in enumerate(dropin_directories(unit))}
     copies = find_dropins(unit, root)
     others = [other for other in copies.get(name, []) if other != path]
     masked_by = None
-    if present:
+    if present or keep_text is not None:  # the drop-in stays
         masked_by = next((other for other in others if rank[os.path.dirname(other)] < rank[os.path.dirname(path)]),
                          None)
         copies[name] = sorted(others + [path], key=lambda copy: rank[os.path.dirname(copy)])
@@ -224,6 +249,8 @@ def plan_dropin(
         if content.ipc_lock:
             adds_bounding = _needs_bounding_line(sources(after_text), sources(render_dropin(unit, content, True)))
             after_text = render_dropin(unit, content, adds_bounding)
+    elif keep_text is not None:
+        after_text = keep_text
     final = sources(after_text)
     effective = effective_limit(final)
     plan = DropinPlan(
@@ -242,6 +269,11 @@ def plan_dropin(
                                     and effective.source != path else None),
         unit_file=found.path if found is not None else None,
         unit_masked=found is not None and found.masked,
+        backup_path=backup_path,
+        backup=kept,
+        writes_backup=bool(backup_path) and present and kept is None and before is not None
+        and before != (after_text or "").encode("utf-8"),
+        restores_backup=not present and kept is not None,
     )
     plan.warnings = plan_warnings(plan)
     return plan
@@ -321,11 +353,15 @@ def apply_dropin(plan: DropinPlan, root: str = "/") -> None:
     if not plan.changed:
         return
     fs_path = join_root(root, plan.path)
+    if plan.writes_backup:
+        write_atomic(join_root(root, plan.backup_path), plan.before, DROPIN_MODE)
     if plan.after is None:
         os.unlink(fs_path)
         return
     _make_directories(root, os.path.dirname(plan.path))
     write_atomic(fs_path, plan.after, DROPIN_MODE)
+    if plan.restores_backup:
+        os.unlink(join_root(root, plan.backup_path))
 
 
 def _make_directories(root: str, directory: str) -> None:

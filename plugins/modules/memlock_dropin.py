@@ -132,6 +132,15 @@ options:
       - With V(false) the module warns and writes the drop-in anyway.
     type: bool
     default: false
+  backup:
+    description:
+      - Keep what a drop-in of that O(name) held before the module first replaces it, beside it in
+        RV(backup_path) (a name systemd does not read); with O(state=absent), put that text back instead of
+        removing the drop-in, and remove the backup. A later write keeps the first backup.
+      - So an undo leaves an administrator's file of the same name as it was.
+    type: bool
+    default: false
+    version_added: 0.2.0
 seealso:
   - name: systemd.exec(5), LimitMEMLOCK=
     description: The process resource limits systemd sets for services.
@@ -189,6 +198,13 @@ path:
   returned: success
   type: str
   sample: /etc/systemd/system/lxd.service.d/00-memlock.conf
+backup_path:
+  description:
+    - With O(backup=true), where what the drop-in held before its first replacement is kept while the module's
+      text is in place; V(null) without O(backup) or when no backup is there or written.
+  returned: success
+  type: str
+  sample: /etc/systemd/system/lxd.service.d/00-memlock.conf.vault_mlock-backup
 unit:
   description: The service the drop-in belongs to, as found by O(unit=auto) or named, with its C(.service) suffix.
   returned: success
@@ -392,6 +408,8 @@ def _result(plan, state, decision, reloaded):
     return dict(
         changed=plan.changed,
         path=plan.path,
+        backup_path=plan.backup_path if plan.writes_backup or (plan.backup is not None and not plan.restores_backup)
+        else None,
         unit=plan.unit,
         unit_file=plan.unit_file,
         limit=_report(plan.content.limit if plan.content else None),
@@ -425,6 +443,7 @@ def main():
             ipc_lock=dict(type="bool", default=False),
             no_swap=dict(type="bool", default=False),
             fail_when_overridden=dict(type="bool", default=False),
+            backup=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
     )
@@ -436,7 +455,7 @@ def main():
         limit = parse_limit(params["limit"], "limit") if params["limit"] is not None else None
         unit = _systemd.resolve_unit(params["unit"], root)
         content = DropinContent(limit, params["ipc_lock"], params["no_swap"])
-        plan = plan_dropin(unit, params["state"], content, name, root)
+        plan = plan_dropin(unit, params["state"], content, name, root, params["backup"])
     except (SizeError, _systemd.SystemdError) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:

@@ -188,6 +188,7 @@ def test_present_writes_the_dropin(run_module, host, systemctl):
     assert {key: value for key, value in result.items()
             if key not in ("changed", "warnings", "invocation", "capability_bounding_set")} == {
         "path": OURS,
+        "backup_path": None,
         "unit": "lxd.service",
         "unit_file": UNIT_FILE,
         "limit": R_256M,
@@ -479,3 +480,28 @@ def test_present_without_limit_or_no_swap_fails(run_module, host):
     result = run_module(memlock_dropin, dict(ipc_lock=True))
     assert result["failed"] is True
     assert result["msg"].startswith("limit: missing, and required with state=present unless no_swap=true")
+
+
+def test_backup_keeps_an_earlier_dropin_of_that_name_and_the_undo_puts_it_back(run_module, host, systemctl):
+    """An administrator's 00-memlock.conf survives a write and an undo; without one the undo removes ours."""
+    theirs = "[Service]\nLimitMEMLOCK=512K\n"
+    put(host, OURS, theirs)
+    kept = OURS + ".vault_mlock-backup"
+    first = run_module(memlock_dropin, dict(limit="256M", backup=True))
+    assert first["changed"] and first["backup_path"] == kept
+    assert read(host, OURS) == GOLDEN_256M and read(host, kept) == theirs
+    second = run_module(memlock_dropin, dict(limit="8M", backup=True))
+    assert second["changed"] and read(host, kept) == theirs  # the first backup stays
+    checked = run_module(memlock_dropin, dict(state="absent", limit="8M", backup=True, _ansible_check_mode=True))
+    assert checked["changed"] and checked["effective_limit"]["soft_bytes"] == 524288
+    assert os.path.exists(os.path.join(str(host), kept.lstrip("/")))
+    undone = run_module(memlock_dropin, dict(state="absent", limit="8M", backup=True))
+    assert undone["changed"] and read(host, OURS) == theirs
+    assert not os.path.exists(os.path.join(str(host), kept.lstrip("/")))
+    # A second undo leaves their file: it does not hold what limit=8M writes.
+    assert run_module(memlock_dropin, dict(state="absent", limit="8M", backup=True))["changed"] is False
+    assert read(host, OURS) == theirs
+    os.unlink(os.path.join(str(host), OURS.lstrip("/")))
+    run_module(memlock_dropin, dict(limit="256M", backup=True))
+    assert run_module(memlock_dropin, dict(state="absent", limit="256M", backup=True))["changed"] is True
+    assert not os.path.exists(os.path.join(str(host), OURS.lstrip("/")))
