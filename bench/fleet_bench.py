@@ -178,8 +178,10 @@ class Bench:
             seconds, result = self.playbook(fleet, site, f"rerun-{run + 1}.log")
             rerun_seconds.append(seconds)
             changed.append(changed_tasks(result.stdout))
+            # --task-timeout: now and then an `lxc exec` never returns under load.
             seconds, result = self.timed([os.path.join(os.path.dirname(sys.executable), "ansible"), "all", "-i",
-                                          fleet, "-m", "ansible.builtin.ping", "-o"], f"ping-{run + 1}.log")
+                                          fleet, "-m", "ansible.builtin.ping", "-o", "--task-timeout", "60"],
+                                         f"ping-{run + 1}.log")
             ping_seconds.append(seconds)
             pongs = result.stdout.count('"ping": "pong"')
             if pongs != len(self.names) + 1:
