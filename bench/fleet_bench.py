@@ -48,6 +48,7 @@ PREFIX = "vml-fleet-"
 SOCKET = f"/tmp/{HOST}.sock"  # where scene.yml exposes the inner daemon
 BOOTED = ("running", "degraded")  # degraded: the scene's vault.service fails until the site playbook fixes it
 COPY_WORKERS = 3
+BOOT_SECONDS = 180
 
 
 def say(text: str) -> None:
@@ -148,15 +149,22 @@ class Bench:
         say(f"{first} cloned to {len(self.names)} guests in {time.perf_counter() - start:.0f}s")
 
     def wait_for_boot(self, name: str) -> None:
-        answer = None
-        for _attempt in range(60):
-            answer = self.run(["lxc", "exec", f"{REMOTE}:{name}", "--", "systemctl", "is-system-running", "--wait"],
-                              check=False)
+        # A guest that never boots (its systemd short of inotify instances) keeps --wait waiting, and now and then
+        # an `lxc exec` never returns under load: each try has its time, the whole wait a deadline.
+        deadline = time.monotonic() + BOOT_SECONDS
+        said = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                answer = self.run(["lxc", "exec", f"{REMOTE}:{name}", "--", "systemctl", "is-system-running",
+                                   "--wait"], check=False, timeout=30)
+            except subprocess.TimeoutExpired:
+                said = "still waiting after 30 s"
+                continue
+            said = f"{answer.stdout.strip()!r} {answer.stderr.strip()[-300:]!r}"
             if answer.stdout.strip() in BOOTED:
                 return
             time.sleep(1)
-        raise RuntimeError(f"{name}: systemd did not finish booting (is-system-running: {answer.stdout.strip()!r}, "
-                           f"{answer.stderr.strip()[-300:]!r})")
+        raise RuntimeError(f"{name}: systemd did not finish booting in {BOOT_SECONDS} s (is-system-running: {said})")
 
     # --- the figures -------------------------------------------------------------------------------
 
@@ -170,8 +178,10 @@ class Bench:
             seconds, result = self.playbook(fleet, site, f"rerun-{run + 1}.log")
             rerun_seconds.append(seconds)
             changed.append(changed_tasks(result.stdout))
+            # --task-timeout: now and then an `lxc exec` never returns under load.
             seconds, result = self.timed([os.path.join(os.path.dirname(sys.executable), "ansible"), "all", "-i",
-                                          fleet, "-m", "ansible.builtin.ping", "-o"], f"ping-{run + 1}.log")
+                                          fleet, "-m", "ansible.builtin.ping", "-o", "--task-timeout", "60"],
+                                         f"ping-{run + 1}.log")
             ping_seconds.append(seconds)
             pongs = result.stdout.count('"ping": "pong"')
             if pongs != len(self.names) + 1:
