@@ -108,14 +108,30 @@ def scan_host(proc_root: str, lxd_dir: str, daemon_pid: int, process_names: Sequ
         scan.inits[name] = init
         scan.monitors[name] = monitor_pid
         scan.processes[init] = []
+    add_by_namespace(proc_root, init_by_ns, candidates, scan.processes)
+    return scan
+
+
+def init_namespaces(proc_root: str, inits) -> Dict[str, int]:
+    """{PID namespace: init PID} of the inits whose namespace can still be read."""
+    found = {}
+    for init in inits:
+        try:
+            found[_pid_namespace(proc_root, init)] = init
+        except OSError:
+            continue  # gone meanwhile
+    return found
+
+
+def add_by_namespace(proc_root: str, init_by_ns: Dict[str, int], candidates, processes: Dict[int, List[int]]) -> None:
+    """Adds each of ``candidates`` to ``processes[init]`` of the init whose PID namespace it shares."""
     for pid in candidates:
         try:
             init = init_by_ns.get(_pid_namespace(proc_root, pid))
         except OSError:
             continue
         if init is not None:
-            scan.processes[init].append(pid)
-    return scan
+            processes[init].append(pid)
 
 
 def daemon_comm(proc_root: str, server_pid: Optional[int]) -> str:

@@ -46,7 +46,11 @@ from ansible_collections.vault_mlock.lxd.plugins.module_utils._engines._lxc_conf
     split_lines,
 )
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._guest_units import units_command
-from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import StartLimit
+from ansible_collections.vault_mlock.lxd.plugins.module_utils._host_scan import (
+    StartLimit,
+    add_by_namespace,
+    init_namespaces,
+)
 from ansible_collections.vault_mlock.lxd.plugins.module_utils._memlock_facts import (
     FactsError,
     ProcDir,
@@ -199,25 +203,19 @@ class LiblxcProbe(MemlockProbe):
 
     def _processes(self, inits: Dict[str, int]) -> Dict[int, List[int]]:
         """Each init's processes named like process_names: those in its PID namespace."""
-        by_ns = {}
-        for init in inits.values():
-            try:
-                by_ns[os.readlink(os.path.join(self.proc_root, str(init), "ns", "pid"))] = init
-            except OSError:
-                continue
-        found: Dict[int, List[int]] = {init: [] for init in inits.values()}
+        candidates = []
         for entry in os.listdir(self.proc_root):
             if not entry.isdigit():
                 continue
             try:
                 with open(os.path.join(self.proc_root, entry, "stat"), encoding="utf-8", errors="replace") as stat:
                     comm, _ppid = parse_stat(stat.read())
-                if comm_matches(comm, self.process_names):
-                    init = by_ns.get(os.readlink(os.path.join(self.proc_root, entry, "ns", "pid")))
-                    if init is not None:
-                        found[init].append(int(entry))
             except (OSError, ValueError):
-                continue
+                continue  # gone meanwhile
+            if comm_matches(comm, self.process_names):
+                candidates.append(int(entry))
+        found: Dict[int, List[int]] = {init: [] for init in inits.values()}
+        add_by_namespace(self.proc_root, init_namespaces(self.proc_root, inits.values()), candidates, found)
         return found
 
     # --- every container ------------------------------------------------------------------------
